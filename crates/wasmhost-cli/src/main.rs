@@ -1,0 +1,194 @@
+//! `wasmhost`: serve `wasi:http/proxy` WebAssembly components (Python first)
+//! with instance pools, hard limits and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use bytesize::ByteSize;
+use clap::{Parser, Subcommand, ValueEnum};
+use wasmhost_runtime::engine::build_engine;
+use wasmhost_runtime::{App, CompileCache, EngineOptions, EpochTicker, Isolation, Limits};
+use wasmhost_server::{Router, ServerOptions};
+
+#[derive(Parser)]
+#[command(name = "wasmhost", version, about = "Serve wasi:http WebAssembly components")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve a wasi:http/proxy component over HTTP.
+    Serve(ServeArgs),
+}
+
+/// Instance sharing modes, as spelled on the command line.
+#[derive(Clone, Copy, ValueEnum)]
+enum IsolationArg {
+    /// Warm instances serve many requests each (state carries over).
+    Reuse,
+    /// Every request gets a never-used instance.
+    Fresh,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// The component to serve (a .wasm built for wasi:http/proxy).
+    app: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// `reuse`: warm instances serve many requests; `fresh`: one instance per request.
+    #[arg(long, value_enum, default_value = "reuse")]
+    isolation: IsolationArg,
+    /// Most instances busy at once (the app's concurrency).
+    #[arg(long, default_value_t = Limits::default().max_instances)]
+    max_instances: usize,
+    /// Instances kept ready ahead of demand.
+    #[arg(long, default_value_t = Limits::default().min_instances)]
+    min_instances: usize,
+    /// Most requests waiting for an instance; beyond it requests get 503.
+    #[arg(long, default_value_t = Limits::default().max_queue)]
+    max_queue: usize,
+    /// Longest a request waits for an instance before getting 503.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    queue_timeout: Duration,
+    /// Longest a guest may run for one request (CPU and wall time); then 504.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    request_timeout: Duration,
+    /// Linear memory an instance may hold, summed over its memories.
+    #[arg(long, default_value = "256MiB")]
+    memory_limit: ByteSize,
+    /// Retire an instance whose memory grew past this after its request.
+    #[arg(long, default_value = "128MiB")]
+    recycle_memory: ByteSize,
+    /// Retire an instance after about this many requests (±10%).
+    #[arg(long, default_value_t = Limits::default().max_requests_per_instance)]
+    max_requests_per_instance: u64,
+    /// Largest request body; larger ones get 413.
+    #[arg(long, default_value = "10MiB")]
+    max_body_size: ByteSize,
+    /// Largest request head (request line and headers); larger ones get 431.
+    #[arg(long, default_value = "32KiB")]
+    max_header_size: ByteSize,
+    /// Time a client has to send its request head; idle connections close after it too.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    header_read_timeout: Duration,
+    /// Most client connections open at once; more wait in the accept backlog.
+    #[arg(long, default_value_t = ServerOptions::default().max_connections)]
+    max_connections: usize,
+    /// Longest wait for in-flight requests after SIGTERM or SIGINT.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    drain_timeout: Duration,
+    /// Directory of compiled components [default: ~/.cache/wasmhost].
+    #[arg(long, env = "WASMHOST_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile from scratch and store nothing.
+    #[arg(long)]
+    no_cache: bool,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            init_logging(args.log_format);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(serve(args))
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WASMHOST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let limits = Limits {
+        isolation: match args.isolation {
+            IsolationArg::Reuse => Isolation::Reuse,
+            IsolationArg::Fresh => Isolation::Fresh,
+        },
+        max_instances: args.max_instances.max(1),
+        min_instances: args.min_instances,
+        max_queue: args.max_queue,
+        queue_timeout: args.queue_timeout,
+        request_timeout: args.request_timeout,
+        memory_limit: to_usize(args.memory_limit, "--memory-limit")?,
+        recycle_memory: to_usize(args.recycle_memory, "--recycle-memory")?,
+        max_requests_per_instance: args.max_requests_per_instance,
+        max_body_size: args.max_body_size.as_u64(),
+    };
+    let server = ServerOptions {
+        max_connections: args.max_connections.max(1),
+        header_read_timeout: args.header_read_timeout,
+        max_header_size: to_usize(args.max_header_size, "--max-header-size")?,
+        drain_timeout: args.drain_timeout,
+    };
+    let engine = build_engine(&EngineOptions {
+        // Busy instances, ready ones, and one spare for pre-instantiation.
+        max_instances: (limits.max_instances + limits.min_instances + 1) as u32,
+        max_memory_bytes: limits.memory_limit,
+        keep_resident_bytes: 16 << 20,
+    })?;
+    let _ticker = EpochTicker::start(&engine)?;
+    let cache = match (args.no_cache, args.cache_dir) {
+        (true, _) => CompileCache::disabled(),
+        (false, Some(dir)) => CompileCache::new(dir),
+        (false, None) => CompileCache::new(CompileCache::default_dir()),
+    };
+
+    let name = args
+        .app
+        .file_stem()
+        .and_then(|stem| stem.to_str())
+        .unwrap_or("app")
+        .to_owned();
+    let app = App::load(&engine, &cache, &name, &args.app, limits)
+        .await
+        .with_context(|| format!("cannot serve {}", args.app.display()))?;
+
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}; is another server using it?", args.addr))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(app = %app.name(), digest = %&app.digest()[..16], "listening on http://{addr}");
+    wasmhost_server::serve(
+        listener,
+        Arc::new(Router::single(Arc::new(app))),
+        &server,
+        wasmhost_server::shutdown_signal(),
+    )
+    .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn to_usize(size: ByteSize, flag: &str) -> Result<usize> {
+    usize::try_from(size.as_u64()).with_context(|| format!("{flag} is too large for this machine"))
+}

@@ -1,0 +1,406 @@
+//! An app: one compiled component, its pool and its limits, turning HTTP
+//! requests into guest calls and every guest failure into a status code.
+
+use std::path::Path;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use tokio::sync::oneshot;
+use wasmtime::component::Linker;
+use wasmtime::{Engine, Trap};
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::WasiHttpView;
+
+use crate::cache::CompileCache;
+use crate::host::HostState;
+use crate::limits::Limits;
+use crate::pool::{InstancePool, Rejection};
+
+/// Largest module file accepted, in bytes.
+pub const MAX_MODULE_SIZE: u64 = 512 << 20;
+
+/// Extra wall time past `request_timeout` before the guest's task is
+/// cancelled outright, for a guest stuck in a host call where epoch
+/// interruption cannot reach it.
+const HARD_DEADLINE_GRACE: Duration = Duration::from_millis(500);
+
+/// A response produced for a request, by the guest or by the host.
+pub type AppResponse = Response<ResponseBody>;
+
+/// A loaded app, ready to serve.
+pub struct App {
+    name: Arc<str>,
+    digest: String,
+    limits: Limits,
+    pool: InstancePool,
+}
+
+/// How a guest call ended.
+#[derive(Debug)]
+enum Outcome {
+    Completed,
+    Failed(Failure),
+}
+
+/// What went wrong in a guest.
+#[derive(Debug)]
+enum Failure {
+    /// The guest ran past `request_timeout`.
+    Timeout,
+    /// The guest was refused memory and then failed.
+    Memory,
+    /// The guest exhausted its wasm stack.
+    StackOverflow,
+    /// The guest trapped (a Python exception escapes as a trap) or a host
+    /// call failed.
+    Trap,
+}
+
+impl App {
+    /// Reads, compiles (or loads from `cache`), links and pre-instantiates
+    /// the component at `path`, then fills its pool.
+    pub async fn load(
+        engine: &Engine,
+        cache: &CompileCache,
+        name: &str,
+        path: &Path,
+        limits: Limits,
+    ) -> Result<Self> {
+        let size = std::fs::metadata(path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .len();
+        anyhow::ensure!(
+            size <= MAX_MODULE_SIZE,
+            "{} is {size} bytes; modules over {MAX_MODULE_SIZE} bytes are refused",
+            path.display()
+        );
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let started = std::time::Instant::now();
+        let compiled = {
+            let (engine, cache) = (engine.clone(), cache.clone());
+            tokio::task::spawn_blocking(move || cache.load(&engine, &bytes))
+                .await
+                .context("the compiler thread panicked")?
+                .with_context(|| format!("cannot compile {}", path.display()))?
+        };
+        tracing::info!(
+            app = name,
+            digest = %&compiled.digest[..16],
+            cached = compiled.cache_hit,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "component compiled"
+        );
+
+        let mut linker = Linker::<HostState>::new(engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        let pre = linker.instantiate_pre(&compiled.component).map_err(anyhow::Error::from).with_context(|| {
+            format!(
+                "{} needs imports wasmhost does not provide; build it for the wasi:http/proxy world",
+                path.display()
+            )
+        })?;
+        let pre = ProxyPre::new(pre).map_err(anyhow::Error::from).with_context(|| {
+            format!("{} does not export wasi:http/incoming-handler", path.display())
+        })?;
+        let name: Arc<str> = Arc::from(name);
+        let pool = InstancePool::new(name.clone(), pre, limits.clone()).await?;
+        Ok(Self { name, digest: compiled.digest, limits, pool })
+    }
+
+    /// The app's name, used in logs.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Hex SHA-256 of the module the app runs.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// The limits the app runs under.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Serves one request. Never fails: every problem becomes a response.
+    pub async fn handle<B>(&self, request: http::Request<B>, request_id: &str) -> AppResponse
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        if declared_length(&request).is_some_and(|len| len > self.limits.max_body_size) {
+            return error_response(StatusCode::PAYLOAD_TOO_LARGE, "request body is too large");
+        }
+        if request.uri().authority().is_none() && !request.headers().contains_key(header::HOST) {
+            return error_response(StatusCode::BAD_REQUEST, "missing Host header");
+        }
+
+        let mut lease = match self.pool.acquire().await {
+            Ok(lease) => lease,
+            Err(Rejection::QueueFull | Rejection::QueueTimeout) => {
+                let mut response =
+                    error_response(StatusCode::SERVICE_UNAVAILABLE, "server is at capacity, retry later");
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return response;
+            }
+            Err(Rejection::Instantiation(err)) => {
+                tracing::error!(app = %self.name, request_id, "cannot instantiate: {err:#}");
+                let mut response =
+                    error_response(StatusCode::SERVICE_UNAVAILABLE, "server is at capacity, retry later");
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return response;
+            }
+        };
+
+        let too_large = Arc::new(AtomicBool::new(false));
+        let request = request.map(|body| LimitedBody {
+            inner: body,
+            remaining: self.limits.max_body_size,
+            too_large: too_large.clone(),
+        });
+        let (response_tx, response_rx) = oneshot::channel();
+        lease.begin(request_id);
+        let resources = {
+            let mut http = lease.store().data_mut().http();
+            http.new_incoming_request(Scheme::Http, request)
+                .and_then(|req| Ok((req, http.new_response_outparam(response_tx)?)))
+        };
+        let (guest_request, outparam) = match resources {
+            Ok(resources) => resources,
+            Err(err) => {
+                tracing::info!(app = %self.name, request_id, "unusable request: {err:#}");
+                return error_response(StatusCode::BAD_REQUEST, "malformed request");
+            }
+        };
+
+        let (outcome_tx, outcome_rx) = oneshot::channel();
+        let hard_deadline = self.limits.request_timeout + HARD_DEADLINE_GRACE;
+        let app = self.name.clone();
+        let id: Arc<str> = Arc::from(request_id);
+        tokio::spawn(async move {
+            let result =
+                tokio::time::timeout(hard_deadline, lease.call_handle(guest_request, outparam)).await;
+            let outcome = match result {
+                Ok(Ok(())) => Outcome::Completed,
+                Ok(Err(err)) => {
+                    let failure = classify(&err, lease.memory_exhausted());
+                    tracing::warn!(app = %app, request_id = %id, ?failure, "guest failed: {err:#}");
+                    Outcome::Failed(failure)
+                }
+                Err(_elapsed) => {
+                    tracing::warn!(app = %app, request_id = %id, "guest timed out in a host call");
+                    Outcome::Failed(Failure::Timeout)
+                }
+            };
+            lease.finish(matches!(outcome, Outcome::Failed(_)));
+            let _ = outcome_tx.send(outcome);
+        });
+
+        match response_rx.await {
+            Ok(Ok(response)) if !too_large.load(Ordering::Acquire) => response.map(|body| ResponseBody {
+                kind: Kind::Guest { body, outcome: Some(outcome_rx), completed: false },
+            }),
+            Ok(Ok(_)) => error_response(StatusCode::PAYLOAD_TOO_LARGE, "request body is too large"),
+            Ok(Err(code)) => {
+                tracing::warn!(app = %self.name, request_id, "guest responded with error {code:?}");
+                error_response(StatusCode::INTERNAL_SERVER_ERROR, "the app failed")
+            }
+            Err(_) => {
+                let outcome = outcome_rx.await.unwrap_or(Outcome::Failed(Failure::Trap));
+                if too_large.load(Ordering::Acquire) {
+                    return error_response(StatusCode::PAYLOAD_TOO_LARGE, "request body is too large");
+                }
+                match outcome {
+                    Outcome::Completed => {
+                        tracing::warn!(app = %self.name, request_id, "guest returned without setting a response");
+                        error_response(StatusCode::INTERNAL_SERVER_ERROR, "the app did not respond")
+                    }
+                    Outcome::Failed(Failure::Timeout) => {
+                        error_response(StatusCode::GATEWAY_TIMEOUT, "the app timed out")
+                    }
+                    Outcome::Failed(Failure::Memory) => {
+                        error_response(StatusCode::INTERNAL_SERVER_ERROR, "the app ran out of memory")
+                    }
+                    Outcome::Failed(Failure::StackOverflow | Failure::Trap) => {
+                        error_response(StatusCode::INTERNAL_SERVER_ERROR, "the app failed")
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Names the cause of a failed guest call.
+fn classify(err: &wasmtime::Error, memory_exhausted: bool) -> Failure {
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => Failure::Timeout,
+        Some(Trap::StackOverflow) => Failure::StackOverflow,
+        _ if memory_exhausted => Failure::Memory,
+        _ => Failure::Trap,
+    }
+}
+
+/// The request's `Content-Length`, if it declares one.
+fn declared_length<B>(request: &http::Request<B>) -> Option<u64> {
+    request.headers().get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+/// A short plain-text response made by the host.
+pub fn error_response(status: StatusCode, reason: &str) -> AppResponse {
+    let text = format!("{} {}: {reason}\n", status.as_u16(), status.canonical_reason().unwrap_or(""));
+    let mut response = Response::new(ResponseBody { kind: Kind::Full(Some(Bytes::from(text))) });
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response
+}
+
+/// The request body as the guest sees it: at most `max_body_size` bytes, then
+/// an error, with the overrun recorded so the client gets `413`.
+struct LimitedBody<B> {
+    inner: B,
+    remaining: u64,
+    too_large: Arc<AtomicBool>,
+}
+
+impl<B> Body for LimitedBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<wasmtime_wasi_http::Error>,
+{
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let frame = match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => frame,
+            Poll::Ready(Some(Err(err))) => return Poll::Ready(Some(Err(err.into()))),
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => return Poll::Pending,
+        };
+        if let Some(data) = frame.data_ref() {
+            let len = data.len() as u64;
+            if len > self.remaining {
+                self.too_large.store(true, Ordering::Release);
+                return Poll::Ready(Some(Err(wasmtime_wasi_http::Error::HttpRequestBodySize(None))));
+            }
+            self.remaining -= len;
+        }
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The body of a response: a host-made message, or a guest's stream that
+/// ends cleanly only if the guest call completed.
+pub struct ResponseBody {
+    kind: Kind,
+}
+
+enum Kind {
+    Full(Option<Bytes>),
+    Guest {
+        body: HyperOutgoingBody,
+        outcome: Option<oneshot::Receiver<Outcome>>,
+        completed: bool,
+    },
+}
+
+/// A response body the guest could not finish; the connection is aborted so
+/// the client cannot mistake a truncated body for a complete one.
+#[derive(Debug)]
+pub struct BodyError(&'static str);
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for BodyError {}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        const ABORTED: BodyError = BodyError("the app aborted its response body");
+        const UNFINISHED: BodyError = BodyError("the app returned without finishing its response body");
+        const FAILED: BodyError = BodyError("the app failed while sending its response");
+        let (body, outcome, completed) = match &mut self.kind {
+            Kind::Full(data) => return Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            Kind::Guest { body, outcome, completed } => (body, outcome, completed),
+        };
+        match Pin::new(&mut *body).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => return Poll::Ready(Some(Ok(frame))),
+            Poll::Ready(Some(Err(_))) => return Poll::Ready(Some(Err(ABORTED))),
+            Poll::Ready(None) if *completed => return Poll::Ready(None),
+            // The body ended, or is stalled: only the guest's outcome says
+            // whether it is complete.
+            Poll::Ready(None) | Poll::Pending => {}
+        }
+        let Some(receiver) = outcome.as_mut() else {
+            return Poll::Ready(Some(Err(UNFINISHED)));
+        };
+        match Pin::new(receiver).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(Outcome::Completed)) => {
+                *outcome = None;
+                *completed = true;
+                // Everything a guest writes is queued before its call
+                // returns, so the body must be ready now; if it is still
+                // pending the guest never finished it.
+                match Pin::new(&mut *body).poll_frame(cx) {
+                    Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+                    Poll::Ready(Some(Err(_))) => Poll::Ready(Some(Err(ABORTED))),
+                    Poll::Ready(None) => Poll::Ready(None),
+                    Poll::Pending => Poll::Ready(Some(Err(UNFINISHED))),
+                }
+            }
+            Poll::Ready(_) => {
+                *outcome = None;
+                Poll::Ready(Some(Err(FAILED)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Full(data) => data.is_none(),
+            Kind::Guest { .. } => false,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Full(Some(data)) => SizeHint::with_exact(data.len() as u64),
+            Kind::Full(None) => SizeHint::with_exact(0),
+            Kind::Guest { body, .. } => body.size_hint(),
+        }
+    }
+}

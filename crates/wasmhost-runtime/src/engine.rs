@@ -1,0 +1,96 @@
+//! The process-wide wasmtime engine and its epoch ticker.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
+
+/// How often the epoch ticker advances the engine's epoch. A running guest
+/// yields to the async runtime once per tick and is interrupted at the first
+/// tick past its deadline, so this is also the granularity of timeouts.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Core wasm instances a componentize-py component needs per component
+/// instance (libc, libpython, the app, adapters, shims), with headroom.
+const CORE_INSTANCES_PER_COMPONENT: u32 = 32;
+/// Linear memories per component instance, with headroom.
+const MEMORIES_PER_COMPONENT: u32 = 4;
+/// Tables per component instance, with headroom.
+const TABLES_PER_COMPONENT: u32 = 8;
+
+/// Settings that shape the engine; they must be the same for every app of a
+/// process because they are baked into compiled artifacts and pool slots.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// Component instances the pooling allocator can hold at once, over all
+    /// apps (busy, idle and pre-instantiated).
+    pub max_instances: u32,
+    /// Largest size one linear memory may reach, in bytes (the largest
+    /// per-app memory limit).
+    pub max_memory_bytes: usize,
+    /// Bytes of each linear memory kept resident when a pool slot is reused,
+    /// so a fresh instance does not page-fault its heap in again.
+    pub keep_resident_bytes: usize,
+}
+
+/// Builds the engine: Cranelift at full optimisation, epoch interruption for
+/// CPU limits, and a pooling allocator sized for Python guests.
+pub fn build_engine(options: &EngineOptions) -> Result<Engine> {
+    let mut pooling = PoolingAllocationConfig::new();
+    let instances = options.max_instances.max(1);
+    pooling
+        .total_component_instances(instances)
+        .total_core_instances(instances * CORE_INSTANCES_PER_COMPONENT)
+        .total_memories(instances * MEMORIES_PER_COMPONENT)
+        .total_tables(instances * TABLES_PER_COMPONENT)
+        .total_stacks(instances)
+        .total_gc_heaps(instances)
+        .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT * 4)
+        .max_memories_per_component(MEMORIES_PER_COMPONENT * 4)
+        .max_tables_per_component(TABLES_PER_COMPONENT * 4)
+        .max_memories_per_module(2)
+        .max_tables_per_module(2)
+        .table_elements(100_000)
+        .max_component_instance_size(10 << 20)
+        .max_core_instance_size(10 << 20)
+        .max_memory_size(options.max_memory_bytes)
+        .linear_memory_keep_resident(options.keep_resident_bytes)
+        .table_keep_resident(1 << 20)
+        .pagemap_scan(wasmtime::Enabled::Auto);
+
+    let mut config = Config::new();
+    config
+        .cranelift_opt_level(OptLevel::Speed)
+        .epoch_interruption(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    Engine::new(&config).map_err(anyhow::Error::from).context(
+        "failed to create the wasmtime engine; if the pooling allocator cannot reserve \
+         address space, lower --max-instances or --memory-limit",
+    )
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] on a dedicated OS thread,
+/// so a guest spinning on a runtime worker can never stop the clock.
+///
+/// The thread holds only a weak reference and ends when the engine is gone.
+pub struct EpochTicker {
+    _thread: std::thread::JoinHandle<()>,
+}
+
+impl EpochTicker {
+    /// Starts the ticker for `engine`.
+    pub fn start(engine: &Engine) -> Result<Self> {
+        let weak = engine.weak();
+        let thread = std::thread::Builder::new()
+            .name("wasmhost-epoch".into())
+            .spawn(move || loop {
+                std::thread::sleep(EPOCH_TICK);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            })
+            .context("failed to start the epoch ticker thread")?;
+        Ok(Self { _thread: thread })
+    }
+}

@@ -1,0 +1,116 @@
+//! Per-app limits and the memory limiter that enforces them in a store.
+
+use std::time::Duration;
+
+/// How instances are shared between requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isolation {
+    /// A warm pool of instances, each serving many requests in turn. Module
+    /// state (globals, caches) carries over between requests of one app.
+    Reuse,
+    /// Every request gets a never-used instance, prepared in the background.
+    Fresh,
+}
+
+/// Every limit an app runs under. [`Limits::default`] holds the documented
+/// defaults.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Instance sharing mode.
+    pub isolation: Isolation,
+    /// Most instances busy at once (the app's concurrency).
+    pub max_instances: usize,
+    /// Instances kept ready ahead of demand: warm idle instances in `reuse`
+    /// mode, never-used ones in `fresh` mode.
+    pub min_instances: usize,
+    /// Most requests waiting for an instance; beyond it requests get `503`.
+    pub max_queue: usize,
+    /// Longest a request waits for an instance before getting `503`.
+    pub queue_timeout: Duration,
+    /// Longest a guest may run for one request, CPU or wall time.
+    pub request_timeout: Duration,
+    /// Most bytes of linear memory an instance may hold, over all memories.
+    pub memory_limit: usize,
+    /// An instance whose memory grew past this many bytes is retired after
+    /// its request.
+    pub recycle_memory: usize,
+    /// An instance is retired after about this many requests (±10%).
+    pub max_requests_per_instance: u64,
+    /// Largest request body accepted, in bytes.
+    pub max_body_size: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            isolation: Isolation::Reuse,
+            max_instances: 16,
+            min_instances: 2,
+            max_queue: 256,
+            queue_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            memory_limit: 256 << 20,
+            recycle_memory: 128 << 20,
+            max_requests_per_instance: 10_000,
+            max_body_size: 10 << 20,
+        }
+    }
+}
+
+/// Caps the linear memory of a store, summed over all of its memories
+/// (wasmtime's `StoreLimits` caps each memory on its own), and records
+/// whether a growth was refused so a failure can be blamed on memory.
+#[derive(Debug)]
+pub struct MemoryLimiter {
+    limit: usize,
+    used: usize,
+    exhausted: bool,
+}
+
+impl MemoryLimiter {
+    /// A limiter allowing `limit` bytes in total.
+    pub fn new(limit: usize) -> Self {
+        Self { limit, used: 0, exhausted: false }
+    }
+
+    /// Bytes of linear memory currently held by the store.
+    pub fn used(&self) -> usize {
+        self.used
+    }
+
+    /// Whether a memory growth was refused since the last reset.
+    pub fn exhausted(&self) -> bool {
+        self.exhausted
+    }
+
+    /// Forgets refused growths; called before each request.
+    pub fn reset_exhausted(&mut self) {
+        self.exhausted = false;
+    }
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let total = self.used - current.min(self.used) + desired;
+        if total > self.limit {
+            self.exhausted = true;
+            return Ok(false);
+        }
+        self.used = total;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}

@@ -1,0 +1,299 @@
+//! The instance pool of one app: pre-instantiated instances, recycling rules,
+//! fresh-instance mode and bounded admission.
+//!
+//! Admission is a FIFO semaphore with one permit per instance that may be
+//! busy at once (`max_instances`). A request that finds no permit waits in a
+//! bounded queue (`max_queue` deep) for at most `queue_timeout`, then is
+//! refused; nothing in the pool is unbounded.
+//!
+//! Instances that are not busy sit in a stack of ready instances. In `reuse`
+//! mode a busy instance goes back on the stack after a successful request,
+//! unless it has served its quota of requests, its memory grew past the
+//! recycling threshold, or anything went wrong (a store that trapped can
+//! never be entered again). In `fresh` mode every instance serves one request
+//! and is dropped. A background task keeps `min_instances` ready ahead of
+//! demand in both modes, so requests rarely pay for instantiation.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use rand::Rng;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use wasmtime::component::Resource;
+use wasmtime::{Store, UpdateDeadline};
+use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
+use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
+
+use crate::host::HostState;
+use crate::limits::{Isolation, Limits};
+
+/// Why a request could not get an instance.
+#[derive(Debug)]
+pub enum Rejection {
+    /// The queue was full when the request arrived.
+    QueueFull,
+    /// The request waited `queue_timeout` without getting an instance.
+    QueueTimeout,
+    /// A new instance could not be created.
+    Instantiation(anyhow::Error),
+}
+
+/// Why an instance left the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retirement {
+    /// `fresh` mode: it served its one request.
+    SingleUse,
+    /// It served its quota of requests.
+    RequestQuota,
+    /// Its memory grew past the recycling threshold.
+    Memory,
+    /// Its request failed; the store may be poisoned.
+    Failure,
+}
+
+/// The pool of instances of one app.
+pub struct InstancePool {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    app: Arc<str>,
+    pre: ProxyPre<HostState>,
+    limits: Limits,
+    permits: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    ready: Mutex<Vec<Instance>>,
+    refill: Arc<Notify>,
+}
+
+/// One instance and its store.
+pub struct Instance {
+    store: Store<HostState>,
+    proxy: Proxy,
+    served: u64,
+    retire_after: u64,
+}
+
+impl InstancePool {
+    /// Creates the pool and fills it with `min_instances` ready instances.
+    ///
+    /// Fails if an instance cannot be created, which also proves the
+    /// component instantiates under the app's limits.
+    pub async fn new(app: Arc<str>, pre: ProxyPre<HostState>, limits: Limits) -> Result<Self> {
+        let shared = Arc::new(Shared {
+            app,
+            pre,
+            permits: Arc::new(Semaphore::new(limits.max_instances)),
+            waiting: AtomicUsize::new(0),
+            ready: Mutex::new(Vec::new()),
+            refill: Arc::new(Notify::new()),
+            limits,
+        });
+        let first = shared
+            .instantiate()
+            .await
+            .context("the component failed to instantiate; is it a wasi:http/proxy component?")?;
+        shared.push_ready(first);
+        shared.fill().await?;
+        tokio::spawn(refill_task(Arc::downgrade(&shared), shared.refill.clone()));
+        Ok(Self { shared })
+    }
+
+    /// Waits for an instance, in FIFO order, within the app's queue limits.
+    pub async fn acquire(&self) -> Result<Lease, Rejection> {
+        let shared = &self.shared;
+        let permit = match shared.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                if shared.waiting.fetch_add(1, Ordering::AcqRel) >= shared.limits.max_queue {
+                    shared.waiting.fetch_sub(1, Ordering::AcqRel);
+                    return Err(Rejection::QueueFull);
+                }
+                let waited = tokio::time::timeout(
+                    shared.limits.queue_timeout,
+                    shared.permits.clone().acquire_owned(),
+                )
+                .await;
+                shared.waiting.fetch_sub(1, Ordering::AcqRel);
+                match waited {
+                    Ok(Ok(permit)) => permit,
+                    // The semaphore is never closed; a closed one would mean
+                    // the pool is going away, which a client sees as busy.
+                    Ok(Err(_)) | Err(_) => return Err(Rejection::QueueTimeout),
+                }
+            }
+        };
+        let ready = shared.pop_ready();
+        if shared.limits.isolation == Isolation::Fresh || ready.is_none() {
+            shared.refill.notify_one();
+        }
+        let instance = match ready {
+            Some(instance) => instance,
+            None => shared.instantiate().await.map_err(Rejection::Instantiation)?,
+        };
+        Ok(Lease { instance: Some(instance), shared: shared.clone(), _permit: permit })
+    }
+
+    /// Requests waiting for an instance right now.
+    pub fn queued(&self) -> usize {
+        self.shared.waiting.load(Ordering::Acquire)
+    }
+}
+
+impl Shared {
+    async fn instantiate(&self) -> Result<Instance> {
+        let engine = self.pre.engine();
+        let mut store = Store::new(engine, HostState::new(&self.app, self.limits.memory_limit));
+        store.limiter(|state| &mut state.limiter);
+        store.epoch_deadline_callback(|ctx| {
+            if Instant::now() >= ctx.data().deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
+            }
+        });
+        store.set_epoch_deadline(1);
+        store.data_mut().deadline = Instant::now() + self.limits.request_timeout;
+        let proxy = self.pre.instantiate_async(&mut store).await?;
+        let quota = self.limits.max_requests_per_instance.max(1);
+        let jitter = quota / 10;
+        let retire_after = quota - jitter + rand::rng().random_range(0..=2 * jitter);
+        Ok(Instance { store, proxy, served: 0, retire_after: retire_after.max(1) })
+    }
+
+    fn pop_ready(&self) -> Option<Instance> {
+        self.ready.lock().ok()?.pop()
+    }
+
+    fn push_ready(&self, instance: Instance) {
+        if let Ok(mut ready) = self.ready.lock() {
+            ready.push(instance);
+        }
+    }
+
+    fn ready_len(&self) -> usize {
+        self.ready.lock().map(|ready| ready.len()).unwrap_or(0)
+    }
+
+    /// Instantiates until `min_instances` are ready, without exceeding
+    /// `max_instances` live instances in `reuse` mode.
+    async fn fill(&self) -> Result<()> {
+        loop {
+            let ready = self.ready_len();
+            let busy = self.limits.max_instances - self.permits.available_permits();
+            let room = match self.limits.isolation {
+                Isolation::Reuse => ready + busy < self.limits.max_instances,
+                Isolation::Fresh => true,
+            };
+            if ready >= self.limits.min_instances || !room {
+                return Ok(());
+            }
+            let instance = self.instantiate().await?;
+            self.push_ready(instance);
+        }
+    }
+
+    fn release(&self, mut instance: Instance, failed: bool) -> Option<Retirement> {
+        instance.served += 1;
+        let retirement = if failed {
+            Some(Retirement::Failure)
+        } else if self.limits.isolation == Isolation::Fresh {
+            Some(Retirement::SingleUse)
+        } else if instance.served >= instance.retire_after {
+            Some(Retirement::RequestQuota)
+        } else if instance.store.data().limiter.used() > self.limits.recycle_memory {
+            Some(Retirement::Memory)
+        } else {
+            None
+        };
+        match retirement {
+            None => self.push_ready(instance),
+            Some(reason) => {
+                tracing::debug!(app = %self.app, ?reason, served = instance.served, "instance retired");
+                drop(instance);
+                self.refill.notify_one();
+            }
+        }
+        retirement
+    }
+}
+
+/// Keeps `min_instances` ready until the pool is dropped.
+async fn refill_task(shared: Weak<Shared>, refill: Arc<Notify>) {
+    while let Some(pool) = shared.upgrade() {
+        if let Err(err) = pool.fill().await {
+            tracing::warn!(app = %pool.app, "could not pre-instantiate: {err:#}");
+        }
+        drop(pool);
+        refill.notified().await;
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Wake the refill task so it sees the pool is gone and ends.
+        self.refill.notify_one();
+    }
+}
+
+/// An instance checked out of the pool for one request.
+///
+/// Dropping a lease without [`Lease::finish`] discards the instance: a
+/// request that was cancelled half-way leaves its store in an unknown state.
+pub struct Lease {
+    instance: Option<Instance>,
+    shared: Arc<Shared>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Lease {
+    /// The store, to create the request's resources in.
+    pub fn store(&mut self) -> &mut Store<HostState> {
+        &mut self.instance.as_mut().expect("lease holds an instance until finished").store
+    }
+
+    /// Arms the deadline and log tag for a request.
+    pub fn begin(&mut self, request_id: &str) {
+        let timeout = self.shared.limits.request_timeout;
+        let state = self.store().data_mut();
+        state.deadline = Instant::now() + timeout;
+        state.request.set(request_id);
+        state.limiter.reset_exhausted();
+    }
+
+    /// Runs the guest's `wasi:http/incoming-handler.handle`.
+    pub async fn call_handle(
+        &mut self,
+        request: Resource<HostIncomingRequest>,
+        response: Resource<HostResponseOutparam>,
+    ) -> wasmtime::Result<()> {
+        let instance = self.instance.as_mut().expect("lease holds an instance until finished");
+        instance
+            .proxy
+            .wasi_http_incoming_handler()
+            .call_handle(&mut instance.store, request, response)
+            .await
+    }
+
+    /// Whether a memory growth was refused during this request.
+    pub fn memory_exhausted(&mut self) -> bool {
+        self.store().data().limiter.exhausted()
+    }
+
+    /// Returns the instance to the pool, or retires it; `failed` instances
+    /// are always retired.
+    pub fn finish(mut self, failed: bool) -> Option<Retirement> {
+        let instance = self.instance.take()?;
+        self.shared.release(instance, failed)
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if self.instance.take().is_some() {
+            self.shared.refill.notify_one();
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! The HTTP front of wasmhost: accepts connections, routes each request to an
+//! [`App`], tags it with a request id, writes the access log, and shuts down
+//! gracefully.
+//!
+//! hyper serves HTTP/1.1 and HTTP/2 (h2c) with its hardening switched on: a
+//! timer is installed so the header read timeout actually fires, the request
+//! head is capped, and the number of open connections is bounded (further
+//! connections wait in the kernel's accept backlog).
+
+mod access;
+mod router;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use http::{HeaderValue, Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+pub use access::LoggedBody;
+pub use router::Router;
+
+/// Name of the header carrying the request id, in both directions.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Connection-level limits and timeouts.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Most connections open at once.
+    pub max_connections: usize,
+    /// Time a client has to send a complete request head; also closes idle
+    /// keep-alive connections.
+    pub header_read_timeout: Duration,
+    /// Largest request head (request line and headers), in bytes.
+    pub max_header_size: usize,
+    /// Longest wait for in-flight requests at shutdown.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            header_read_timeout: Duration::from_secs(10),
+            max_header_size: 32 << 10,
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then stops
+/// accepting and lets open requests finish for up to `drain_timeout`.
+pub async fn serve(
+    listener: TcpListener,
+    router: Arc<Router>,
+    options: &ServerOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout)
+        .max_buf_size(options.max_header_size.max(8192))
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(128)
+        .max_header_list_size(options.max_header_size as u32);
+    let builder = Arc::new(builder);
+
+    let graceful = GracefulShutdown::new();
+    let connections = Arc::new(Semaphore::new(options.max_connections));
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => permit?,
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Typically EMFILE: back off instead of spinning.
+                    tracing::warn!("accept failed: {err}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |request| {
+            let router = router.clone();
+            async move { Ok::<_, Infallible>(handle(&router, request, peer).await) }
+        });
+        let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(%peer, "connection ended: {err}");
+            }
+            drop(permit);
+        });
+    }
+
+    drop(listener);
+    tracing::info!(open_connections = graceful.count(), "stopped accepting; draining");
+    match tokio::time::timeout(options.drain_timeout, graceful.shutdown()).await {
+        Ok(()) => tracing::info!("all connections drained"),
+        Err(_) => tracing::warn!("drain timeout reached; closing remaining connections"),
+    }
+    Ok(())
+}
+
+/// Request → router → app → response, with the request id and access log.
+async fn handle(
+    router: &Router,
+    mut request: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<LoggedBody> {
+    let started = Instant::now();
+    let request_id = request_id(&request);
+    let mut log = access::AccessLog::new(&request, &request_id, peer, started);
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        request.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    let response = match router.route(&request) {
+        Some(app) => {
+            log.app(app.name());
+            app.handle(request, &request_id).await
+        }
+        None => wasmhost_runtime::app::error_response(http::StatusCode::NOT_FOUND, "no app serves this address"),
+    };
+    let (mut parts, body) = response.into_parts();
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        parts.headers.insert(REQUEST_ID_HEADER, value);
+    }
+    log.response(&parts);
+    Response::from_parts(parts, LoggedBody::new(body, log))
+}
+
+/// The client's `x-request-id` when it is short and printable, else a new
+/// random one.
+fn request_id<B>(request: &Request<B>) -> String {
+    let given = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= 128
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        });
+    match given {
+        Some(id) => id.to_owned(),
+        None => format!("{:016x}", rand::random::<u64>()),
+    }
+}
+
+/// Resolves on the first SIGTERM or SIGINT. A second one exits the process
+/// at once, for an operator who does not want to wait for the drain.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
+        tracing::error!("cannot install signal handlers; stop the server with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("shutdown requested; send the signal again to exit immediately");
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::warn!("second signal: exiting without draining");
+        std::process::exit(130);
+    });
+}
