@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,8 +11,9 @@ use anyhow::{Context, Result};
 use bytesize::ByteSize;
 use clap::{Parser, Subcommand, ValueEnum};
 use wasmhost_runtime::engine::build_engine;
-use wasmhost_runtime::{App, CompileCache, EngineOptions, EpochTicker, Isolation, Limits};
-use wasmhost_server::{Router, ServerOptions};
+use wasmhost_reload::AppSlot;
+use wasmhost_runtime::{CompileCache, EngineOptions, EpochTicker, Isolation, Limits};
+use wasmhost_server::{serve_admin, AdminState, Router, ServerOptions};
 
 #[derive(Parser)]
 #[command(name = "wasmhost", version, about = "Serve wasi:http WebAssembly components")]
@@ -48,6 +50,16 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
+    /// Address of the admin listener (/healthz, /readyz, /apps, POST /admin/reload).
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    admin_addr: SocketAddr,
+    /// Do not start the admin listener.
+    #[arg(long)]
+    no_admin: bool,
+    /// Do not reload the app when its module file changes (SIGHUP and
+    /// POST /admin/reload still reload it).
+    #[arg(long)]
+    no_watch: bool,
     /// `reuse`: warm instances serve many requests; `fresh`: one instance per request.
     #[arg(long, value_enum, default_value = "reuse")]
     isolation: IsolationArg,
@@ -105,7 +117,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
-            init_logging(args.log_format);
+            let _log = init_logging(args.log_format);
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -115,17 +127,23 @@ fn main() -> Result<()> {
     }
 }
 
-fn init_logging(format: LogFormat) {
+/// Logs to stderr through a writer thread, so request threads never block
+/// on the log's pipe or terminal. The returned guard flushes it on drop.
+fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WASMHOST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+    guard
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
@@ -150,18 +168,20 @@ async fn serve(args: ServeArgs) -> Result<()> {
         max_header_size: to_usize(args.max_header_size, "--max-header-size")?,
         drain_timeout: args.drain_timeout,
     };
-    let engine = build_engine(&EngineOptions {
-        // Busy instances, ready ones, and one spare for pre-instantiation.
-        max_instances: (limits.max_instances + limits.min_instances + 1) as u32,
-        max_memory_bytes: limits.memory_limit,
-        keep_resident_bytes: 16 << 20,
-    })?;
-    let _ticker = EpochTicker::start(&engine)?;
     let cache = match (args.no_cache, args.cache_dir) {
         (true, _) => CompileCache::disabled(),
         (false, Some(dir)) => CompileCache::new(dir),
         (false, None) => CompileCache::new(CompileCache::default_dir()),
     };
+    let engine = build_engine(&EngineOptions {
+        // Busy instances, ready ones and one spare for pre-instantiation,
+        // twice over: during a reload the old and new versions overlap.
+        max_instances: 2 * (limits.max_instances + limits.min_instances + 1) as u32,
+        max_memory_bytes: limits.memory_limit,
+        keep_resident_bytes: 16 << 20,
+        cache_dir: cache.dir().map(Into::into),
+    })?;
+    let _ticker = EpochTicker::start(&engine)?;
 
     let name = args
         .app
@@ -169,24 +189,54 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .and_then(|stem| stem.to_str())
         .unwrap_or("app")
         .to_owned();
-    let app = App::load(&engine, &cache, &name, &args.app, limits)
+    let slot = AppSlot::load(&engine, &cache, &name, &args.app, limits)
         .await
         .with_context(|| format!("cannot serve {}", args.app.display()))?;
+    let _watcher = match args.no_watch {
+        true => None,
+        false => Some(wasmhost_reload::watch(slot.clone())?),
+    };
+    let router = Arc::new(Router::single(slot));
+    tokio::spawn(reload_on_sighup(router.clone()));
+
+    let draining = Arc::new(AtomicBool::new(false));
+    if !args.no_admin {
+        let admin = tokio::net::TcpListener::bind(args.admin_addr).await.with_context(|| {
+            format!("cannot listen on {} for the admin API; pick another --admin-addr or pass --no-admin", args.admin_addr)
+        })?;
+        tracing::info!("admin API on http://{}", admin.local_addr()?);
+        let state = Arc::new(AdminState { router: router.clone(), draining: draining.clone() });
+        tokio::spawn(serve_admin(admin, state));
+    }
 
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("cannot listen on {}; is another server using it?", args.addr))?;
     let addr = listener.local_addr()?;
+    let app = router.slots()[0].current();
     tracing::info!(app = %app.name(), digest = %&app.digest()[..16], "listening on http://{addr}");
-    wasmhost_server::serve(
-        listener,
-        Arc::new(Router::single(Arc::new(app))),
-        &server,
-        wasmhost_server::shutdown_signal(),
-    )
-    .await?;
+    drop(app);
+    let shutdown = async move {
+        wasmhost_server::shutdown_signal().await;
+        draining.store(true, Ordering::Release);
+    };
+    wasmhost_server::serve(listener, router, &server, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reloads every app on SIGHUP.
+async fn reload_on_sighup(router: Arc<Router>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot install the SIGHUP handler; reload with POST /admin/reload");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        for slot in router.slots() {
+            let _ = slot.reload("SIGHUP").await;
+        }
+    }
 }
 
 fn to_usize(size: ByteSize, flag: &str) -> Result<usize> {

@@ -29,6 +29,27 @@ use crate::pool::{InstancePool, Rejection};
 /// Largest module file accepted, in bytes.
 pub const MAX_MODULE_SIZE: u64 = 512 << 20;
 
+/// Reads a module file, refusing files over [`MAX_MODULE_SIZE`].
+pub fn read_module(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_MODULE_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    anyhow::ensure!(
+        bytes.starts_with(b"\0asm"),
+        "{} is not a WebAssembly binary (it does not start with \\0asm)",
+        path.display()
+    );
+    anyhow::ensure!(
+        bytes.len() as u64 <= MAX_MODULE_SIZE,
+        "{} is larger than {MAX_MODULE_SIZE} bytes; modules that large are refused",
+        path.display()
+    );
+    Ok(bytes)
+}
+
 /// Extra wall time past `request_timeout` before the guest's task is
 /// cancelled outright, for a guest stuck in a host call where epoch
 /// interruption cannot reach it.
@@ -67,24 +88,17 @@ enum Failure {
 }
 
 impl App {
-    /// Reads, compiles (or loads from `cache`), links and pre-instantiates
-    /// the component at `path`, then fills its pool.
-    pub async fn load(
+    /// Compiles (or loads from `cache`) the component in `bytes`, checks it
+    /// against the `wasi:http/proxy` world, and fills its pool, which
+    /// instantiates it at least once. `path` names the module in errors.
+    pub async fn new(
         engine: &Engine,
         cache: &CompileCache,
         name: &str,
         path: &Path,
+        bytes: Vec<u8>,
         limits: Limits,
     ) -> Result<Self> {
-        let size = std::fs::metadata(path)
-            .with_context(|| format!("cannot read {}", path.display()))?
-            .len();
-        anyhow::ensure!(
-            size <= MAX_MODULE_SIZE,
-            "{} is {size} bytes; modules over {MAX_MODULE_SIZE} bytes are refused",
-            path.display()
-        );
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         let started = std::time::Instant::now();
         let compiled = {
             let (engine, cache) = (engine.clone(), cache.clone());
@@ -131,6 +145,17 @@ impl App {
     /// The limits the app runs under.
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// Requests waiting for an instance right now.
+    pub fn queued(&self) -> usize {
+        self.pool.queued()
+    }
+
+    /// Drops the app's idle instances; called when a new version replaces
+    /// it. Requests in flight finish on their instances.
+    pub fn retire_idle(&self) {
+        self.pool.retire_idle();
     }
 
     /// Serves one request. Never fails: every problem becomes a response.

@@ -16,6 +16,42 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
+/// Cranelift's incremental compilation cache on disk, one file per compiled
+/// function, under `<cache dir>/incremental`. A rebuilt Python component
+/// differs from the previous build mostly in data (the interpreter's code is
+/// the same), so recompiling it reuses most functions.
+#[derive(Debug)]
+pub struct IncrementalCache {
+    dir: PathBuf,
+}
+
+impl IncrementalCache {
+    /// The incremental cache that belongs with the artifact cache in `dir`.
+    pub fn new(dir: &Path) -> Self {
+        Self { dir: dir.join("incremental") }
+    }
+
+    fn path(&self, key: &[u8]) -> PathBuf {
+        let name = hex::encode(Sha256::digest(key));
+        self.dir.join(&name[..2]).join(&name[2..])
+    }
+}
+
+impl wasmtime::CacheStore for IncrementalCache {
+    fn get(&self, key: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
+        std::fs::read(self.path(key)).ok().map(std::borrow::Cow::Owned)
+    }
+
+    fn insert(&self, key: &[u8], value: Vec<u8>) -> bool {
+        let path = self.path(key);
+        let Some(dir) = path.parent() else { return false };
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::create_dir_all(dir).is_ok()
+            && std::fs::write(&tmp, value).is_ok()
+            && std::fs::rename(&tmp, &path).is_ok()
+    }
+}
+
 /// Length of the integrity trailer appended to each artifact.
 const TRAILER_LEN: usize = 32;
 
@@ -39,6 +75,11 @@ impl CompileCache {
     /// A cache in `dir`, created on first write.
     pub fn new(dir: PathBuf) -> Self {
         Self { dir: Some(dir) }
+    }
+
+    /// The directory artifacts are stored in, if any.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
     }
 
     /// A cache that never stores anything: every load compiles.
@@ -66,7 +107,7 @@ impl CompileCache {
     ///
     /// This is CPU-heavy: call it from a blocking thread.
     pub fn load(&self, engine: &Engine, bytes: &[u8]) -> Result<Compiled> {
-        let digest = hex::encode(Sha256::digest(bytes));
+        let digest = module_digest(bytes);
         let path = self.dir.as_ref().map(|dir| artifact_path(dir, engine, &digest));
         if let Some(path) = &path {
             if let Some(component) = read_artifact(engine, path) {
@@ -83,6 +124,11 @@ impl CompileCache {
         }
         Ok(Compiled { component, digest, cache_hit: false })
     }
+}
+
+/// Hex SHA-256 of a module's bytes: the identity of a version of an app.
+pub fn module_digest(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// `<dir>/<module digest>-<engine hash>.cwasm`.
@@ -129,4 +175,54 @@ fn write_artifact(component: &Component, path: &Path) -> Result<()> {
     std::fs::write(&tmp, &data).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot rename to {}", path.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tiny valid component, in text form.
+    const COMPONENT: &str = "(component (core module (func (export \"f\"))))";
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("wasmhost-cache-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn artifacts(dir: &Path) -> Vec<PathBuf> {
+        std::fs::read_dir(dir).map_or(Vec::new(), |entries| entries.map(|e| e.unwrap().path()).collect())
+    }
+
+    #[test]
+    fn second_load_is_a_hit_and_a_corrupt_artifact_is_recompiled() {
+        let engine = Engine::default();
+        let dir = temp_dir("hit");
+        let cache = CompileCache::new(dir.clone());
+        let bytes = COMPONENT.as_bytes();
+
+        let first = cache.load(&engine, bytes).unwrap();
+        assert!(!first.cache_hit);
+        assert_eq!(artifacts(&dir).len(), 1);
+        assert!(cache.load(&engine, bytes).unwrap().cache_hit);
+
+        let path = &artifacts(&dir)[0];
+        let mut data = std::fs::read(path).unwrap();
+        data[10] ^= 0xff;
+        std::fs::write(path, &data).unwrap();
+        assert!(!cache.load(&engine, bytes).unwrap().cache_hit, "corrupt entry must not load");
+        assert!(cache.load(&engine, bytes).unwrap().cache_hit, "and is rewritten");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn invalid_module_is_an_error_and_disabled_cache_stores_nothing() {
+        let engine = Engine::default();
+        let cache = CompileCache::disabled();
+        let err = cache.load(&engine, b"not wasm").err().expect("garbage must not compile");
+        assert!(format!("{err:#}").contains("not a valid WebAssembly component"));
+        let bytes = COMPONENT.as_bytes();
+        assert!(!cache.load(&engine, bytes).unwrap().cache_hit);
+        assert!(!cache.load(&engine, bytes).unwrap().cache_hit);
+    }
 }

@@ -114,3 +114,30 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
         Ok(desired <= 100_000)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::MemoryLimiter;
+    use wasmtime::ResourceLimiter;
+
+    #[test]
+    fn limit_applies_to_the_sum_of_all_memories() {
+        let mut limiter = MemoryLimiter::new(100);
+        assert!(limiter.memory_growing(0, 60, None).unwrap(), "first memory fits");
+        assert!(!limiter.memory_growing(0, 60, None).unwrap(), "second memory would exceed the sum");
+        assert!(limiter.exhausted());
+        assert!(limiter.memory_growing(0, 40, None).unwrap(), "a smaller second memory fits");
+        assert_eq!(limiter.used(), 100);
+        assert!(!limiter.memory_growing(40, 41, None).unwrap(), "growing past the sum is refused");
+    }
+
+    #[test]
+    fn reset_clears_only_the_exhausted_flag() {
+        let mut limiter = MemoryLimiter::new(10);
+        assert!(!limiter.memory_growing(0, 11, None).unwrap());
+        limiter.reset_exhausted();
+        assert!(!limiter.exhausted());
+        assert!(limiter.memory_growing(0, 10, None).unwrap());
+        assert_eq!(limiter.used(), 10);
+    }
+}

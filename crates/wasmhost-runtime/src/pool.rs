@@ -14,7 +14,7 @@
 //! and is dropped. A background task keeps `min_instances` ready ahead of
 //! demand in both modes, so requests rarely pay for instantiation.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
@@ -51,6 +51,8 @@ pub enum Retirement {
     Memory,
     /// Its request failed; the store may be poisoned.
     Failure,
+    /// A new version of the app replaced it.
+    Replaced,
 }
 
 /// The pool of instances of one app.
@@ -66,6 +68,9 @@ struct Shared {
     waiting: AtomicUsize,
     ready: Mutex<Vec<Instance>>,
     refill: Arc<Notify>,
+    /// Set when a newer version replaced this pool: instances are no longer
+    /// kept or prepared, only the requests in flight finish.
+    retired: AtomicBool,
 }
 
 /// One instance and its store.
@@ -89,6 +94,7 @@ impl InstancePool {
             waiting: AtomicUsize::new(0),
             ready: Mutex::new(Vec::new()),
             refill: Arc::new(Notify::new()),
+            retired: AtomicBool::new(false),
             limits,
         });
         let first = shared
@@ -134,6 +140,14 @@ impl InstancePool {
             None => shared.instantiate().await.map_err(Rejection::Instantiation)?,
         };
         Ok(Lease { instance: Some(instance), shared: shared.clone(), _permit: permit })
+    }
+
+    /// Drops every ready instance and stops refilling: the pool is being
+    /// replaced.
+    pub fn retire_idle(&self) {
+        self.shared.retired.store(true, Ordering::Release);
+        let idle = self.shared.ready.lock().map(|mut ready| std::mem::take(&mut *ready));
+        drop(idle);
     }
 
     /// Requests waiting for an instance right now.
@@ -187,7 +201,7 @@ impl Shared {
                 Isolation::Reuse => ready + busy < self.limits.max_instances,
                 Isolation::Fresh => true,
             };
-            if ready >= self.limits.min_instances || !room {
+            if ready >= self.limits.min_instances || !room || self.retired.load(Ordering::Acquire) {
                 return Ok(());
             }
             let instance = self.instantiate().await?;
@@ -199,6 +213,8 @@ impl Shared {
         instance.served += 1;
         let retirement = if failed {
             Some(Retirement::Failure)
+        } else if self.retired.load(Ordering::Acquire) {
+            Some(Retirement::Replaced)
         } else if self.limits.isolation == Isolation::Fresh {
             Some(Retirement::SingleUse)
         } else if instance.served >= instance.retire_after {

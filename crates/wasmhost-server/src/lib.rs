@@ -8,6 +8,7 @@
 //! connections wait in the kernel's accept backlog).
 
 mod access;
+mod admin;
 mod router;
 
 use std::convert::Infallible;
@@ -26,6 +27,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 pub use access::LoggedBody;
+pub use admin::{serve_admin, AdminState};
 pub use router::Router;
 
 /// Name of the header carrying the request id, in both directions.
@@ -191,4 +193,29 @@ pub async fn shutdown_signal() {
         tracing::warn!("second signal: exiting without draining");
         std::process::exit(130);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{request_id, Request, REQUEST_ID_HEADER};
+
+    fn with_id(id: &str) -> Request<()> {
+        Request::builder().header(REQUEST_ID_HEADER, id).body(()).unwrap()
+    }
+
+    #[test]
+    fn client_request_id_is_kept_when_sane() {
+        assert_eq!(request_id(&with_id("abc-123_x.y:z")), "abc-123_x.y:z");
+    }
+
+    #[test]
+    fn unsafe_or_missing_request_ids_are_replaced() {
+        for bad in ["", "has space", "semi;colon/slash", &"x".repeat(129)] {
+            let id = request_id(&with_id(bad));
+            assert_ne!(id, bad);
+            assert_eq!(id.len(), 16, "generated ids are 16 hex digits");
+        }
+        let generated = request_id(&Request::new(()));
+        assert!(generated.bytes().all(|b| b.is_ascii_hexdigit()));
+    }
 }

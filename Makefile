@@ -1,0 +1,38 @@
+# wasmhost developer entry points. README.md's quick start uses `make serve`
+# and `make test`; .ci/run calls `make test`.
+
+VENV      := .venv
+PYTHON    ?= python3
+CPY_VER   := 0.25.1
+WASMHOST  := target/release/wasmhost
+HELLO     := target/guests/examples-hello.wasm
+ADDR      ?= 127.0.0.1:8080
+
+.PHONY: serve test build venv guests bench
+
+# Project-local venv with componentize-py (guest builds) and pytest (tests).
+$(VENV)/.installed: Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check componentize-py==$(CPY_VER) pytest
+	touch $@
+
+venv: $(VENV)/.installed
+
+build:
+	cargo build --release --locked
+
+# Build the hello example and serve it on $(ADDR).
+serve: venv build
+	$(VENV)/bin/python scripts/build_guest.py examples/hello -o $(HELLO)
+	$(WASMHOST) serve $(HELLO) --addr $(ADDR)
+
+guests: venv
+	$(VENV)/bin/python scripts/build_guest.py --all tests/guests
+
+# Unit tests, then integration tests against the real binary and real guests.
+test: venv build guests
+	cargo test --release --locked --workspace
+	WASMHOST_BIN=$(WASMHOST) $(VENV)/bin/python -m pytest tests -q
+
+bench: venv build
+	bench/run.sh

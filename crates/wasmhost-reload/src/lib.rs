@@ -1,0 +1,220 @@
+//! Hot reload: swap an app's module in place, under load, without dropping a
+//! request, and refuse a bad module while the old one keeps serving.
+//!
+//! An [`AppSlot`] holds the live version of one app. [`AppSlot::reload`]
+//! reads the module file (size-capped), compiles it off the async runtime,
+//! checks it against the `wasi:http/proxy` world, instantiates it (the new
+//! pool's first instance is the smoke test), and only then swaps it in
+//! atomically. Requests hold the version they started on, so they finish on
+//! it; the old version's idle instances are dropped at once and its busy ones
+//! when their requests end. Any failure leaves the old version in place, is
+//! logged once and counted.
+//!
+//! [`watch`] triggers reloads when the module file changes. It watches the
+//! file's directory, not the file, so the write-then-rename saves of editors
+//! and build tools are seen, debounces bursts of events, and waits until the
+//! file has stopped changing.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result};
+use arc_swap::ArcSwap;
+use notify::{RecursiveMode, Watcher};
+use wasmhost_runtime::app::read_module;
+use wasmhost_runtime::{App, CompileCache, Limits};
+use wasmtime::Engine;
+
+/// Quiet time after the last file event before a reload starts.
+const DEBOUNCE: Duration = Duration::from_millis(200);
+/// Interval between the two looks that decide a file stopped changing.
+const STABLE_CHECK: Duration = Duration::from_millis(150);
+/// Longest wait for a file that keeps changing before trying anyway.
+const STABLE_MAX_WAIT: Duration = Duration::from_secs(10);
+
+/// How a reload ended, when it did not fail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reloaded {
+    /// A new version is live; its module digest.
+    Swapped(String),
+    /// The module is byte-for-byte the one already serving.
+    Unchanged,
+}
+
+/// Reload counters of one app.
+#[derive(Debug, Default)]
+pub struct ReloadStats {
+    /// Reloads that swapped a new version in.
+    pub swapped: AtomicU64,
+    /// Reloads that found the module unchanged.
+    pub unchanged: AtomicU64,
+    /// Reloads refused; the old version kept serving.
+    pub failed: AtomicU64,
+}
+
+/// The live version of one app and what is needed to build the next one.
+pub struct AppSlot {
+    name: String,
+    path: PathBuf,
+    engine: Engine,
+    cache: CompileCache,
+    limits: Limits,
+    current: ArcSwap<App>,
+    /// One reload at a time per app.
+    reloading: tokio::sync::Mutex<()>,
+    last_error: Mutex<Option<String>>,
+    stats: ReloadStats,
+}
+
+impl AppSlot {
+    /// Loads the first version of the app from `path`.
+    pub async fn load(
+        engine: &Engine,
+        cache: &CompileCache,
+        name: &str,
+        path: &Path,
+        limits: Limits,
+    ) -> Result<Arc<Self>> {
+        let bytes = read_module(path)?;
+        let app = App::new(engine, cache, name, path, bytes, limits.clone()).await?;
+        Ok(Arc::new(Self {
+            name: name.to_owned(),
+            path: path.to_owned(),
+            engine: engine.clone(),
+            cache: cache.clone(),
+            limits,
+            current: ArcSwap::from_pointee(app),
+            reloading: tokio::sync::Mutex::new(()),
+            last_error: Mutex::new(None),
+            stats: ReloadStats::default(),
+        }))
+    }
+
+    /// The version serving now. Hold it for the whole request.
+    pub fn current(&self) -> Arc<App> {
+        self.current.load_full()
+    }
+
+    /// The app's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The module file the app is loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reload counters.
+    pub fn stats(&self) -> &ReloadStats {
+        &self.stats
+    }
+
+    /// Builds the next version from the module file and swaps it in, or
+    /// leaves the current one serving and returns why not. `trigger` says
+    /// what asked for the reload, for the log.
+    pub async fn reload(&self, trigger: &str) -> Result<Reloaded> {
+        let _one_at_a_time = self.reloading.lock().await;
+        let result = self.build_and_swap().await;
+        match &result {
+            Ok(Reloaded::Swapped(digest)) => {
+                self.stats.swapped.fetch_add(1, Ordering::Relaxed);
+                self.set_last_error(None);
+                tracing::info!(app = %self.name, trigger, digest = %&digest[..16], "reloaded: new version serving");
+            }
+            Ok(Reloaded::Unchanged) => {
+                self.stats.unchanged.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(app = %self.name, trigger, "reload skipped: module unchanged");
+            }
+            Err(err) => {
+                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                let message = format!("{err:#}");
+                // One line per distinct failure, not one per file event.
+                if self.set_last_error(Some(message.clone())) {
+                    tracing::warn!(app = %self.name, trigger, "reload refused, previous version keeps serving: {message}");
+                }
+            }
+        }
+        result
+    }
+
+    async fn build_and_swap(&self) -> Result<Reloaded> {
+        let bytes = read_module(&self.path)?;
+        if wasmhost_runtime::cache::module_digest(&bytes) == self.current.load().digest() {
+            return Ok(Reloaded::Unchanged);
+        }
+        let app = App::new(&self.engine, &self.cache, &self.name, &self.path, bytes, self.limits.clone())
+            .await?;
+        let digest = app.digest().to_owned();
+        let old = self.current.swap(Arc::new(app));
+        old.retire_idle();
+        Ok(Reloaded::Swapped(digest))
+    }
+
+    /// Records the latest failure; returns whether it differs from the last.
+    fn set_last_error(&self, error: Option<String>) -> bool {
+        match self.last_error.lock() {
+            Ok(mut last) => {
+                let changed = *last != error;
+                *last = error;
+                changed
+            }
+            Err(_) => true,
+        }
+    }
+}
+
+/// Watches an app's module file and reloads the app when it changes, until
+/// the returned watcher is dropped.
+pub fn watch(slot: Arc<AppSlot>) -> Result<notify::RecommendedWatcher> {
+    let path = std::path::absolute(slot.path()).context("cannot resolve the module path")?;
+    let dir = path.parent().context("the module path has no directory")?.to_owned();
+    let file_name = path.file_name().context("the module path has no file name")?.to_owned();
+    let (events, mut changes) = tokio::sync::mpsc::channel::<()>(1);
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let relevant = match event {
+            Ok(event) => event.paths.iter().any(|p| p.file_name() == Some(file_name.as_os_str())),
+            Err(_) => true,
+        };
+        if relevant {
+            // A full channel already holds a pending change: coalesce.
+            let _ = events.try_send(());
+        }
+    })
+    .context("cannot start the file watcher")?;
+    watcher
+        .watch(&dir, RecursiveMode::NonRecursive)
+        .with_context(|| format!("cannot watch {}", dir.display()))?;
+
+    tokio::spawn(async move {
+        while changes.recv().await.is_some() {
+            // Debounce: wait for a quiet period with no new events.
+            while tokio::time::timeout(DEBOUNCE, changes.recv()).await.is_ok() {}
+            wait_until_stable(&path).await;
+            let _ = slot.reload("file change").await;
+        }
+    });
+    Ok(watcher)
+}
+
+/// Waits until two looks at the file, [`STABLE_CHECK`] apart, see the same
+/// size and modification time (or the file is gone), at most
+/// [`STABLE_MAX_WAIT`].
+async fn wait_until_stable(path: &Path) {
+    fn look(path: &Path) -> Option<(u64, SystemTime)> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some((meta.len(), meta.modified().ok()?))
+    }
+    let deadline = tokio::time::Instant::now() + STABLE_MAX_WAIT;
+    let mut previous = look(path);
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(STABLE_CHECK).await;
+        let now = look(path);
+        if now == previous {
+            return;
+        }
+        previous = now;
+    }
+}
