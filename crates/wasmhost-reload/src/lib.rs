@@ -28,7 +28,7 @@ use wasmhost_runtime::{App, CompileCache, Limits};
 use wasmtime::Engine;
 
 /// Quiet time after the last file event before a reload starts.
-const DEBOUNCE: Duration = Duration::from_millis(200);
+const DEBOUNCE: Duration = Duration::from_millis(300);
 /// Interval between the two looks that decide a file stopped changing.
 const STABLE_CHECK: Duration = Duration::from_millis(150);
 /// Longest wait for a file that keeps changing before trying anyway.
@@ -120,7 +120,6 @@ impl AppSlot {
         let result = self.build_and_swap().await;
         match &result {
             Ok(Reloaded::Swapped(digest)) => {
-                self.stats.swapped.fetch_add(1, Ordering::Relaxed);
                 self.set_last_error(None);
                 tracing::info!(app = %self.name, trigger, digest = %&digest[..16], "reloaded: new version serving");
             }
@@ -148,6 +147,9 @@ impl AppSlot {
         let app = App::new(&self.engine, &self.cache, &self.name, &self.path, bytes, self.limits.clone())
             .await?;
         let digest = app.digest().to_owned();
+        // Counted before the swap, so whoever sees the new version also
+        // sees the count.
+        self.stats.swapped.fetch_add(1, Ordering::Relaxed);
         let old = self.current.swap(Arc::new(app));
         old.retire_idle();
         Ok(Reloaded::Swapped(digest))

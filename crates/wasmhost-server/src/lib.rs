@@ -2,10 +2,11 @@
 //! [`App`], tags it with a request id, writes the access log, and shuts down
 //! gracefully.
 //!
-//! hyper serves HTTP/1.1 and HTTP/2 (h2c) with its hardening switched on: a
-//! timer is installed so the header read timeout actually fires, the request
-//! head is capped, and the number of open connections is bounded (further
-//! connections wait in the kernel's accept backlog).
+//! hyper serves HTTP/1.1 and HTTP/2 (h2c, prior knowledge) with its
+//! hardening switched on: a timer is installed so the header read timeout
+//! actually fires (and it also bounds the wait for a new connection's first
+//! bytes), the request head is capped, and the number of open connections is
+//! bounded (further connections wait in the kernel's accept backlog).
 
 mod access;
 mod admin;
@@ -21,7 +22,7 @@ use anyhow::Result;
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::{http1, http2};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -66,19 +67,18 @@ pub async fn serve(
     options: &ServerOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
+    let mut http1 = http1::Builder::new();
+    http1
         .timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout)
         .max_buf_size(options.max_header_size.max(8192))
         .keep_alive(true);
-    builder
-        .http2()
+    let mut http2 = http2::Builder::new(TokioExecutor::new());
+    http2
         .timer(TokioTimer::new())
         .max_concurrent_streams(128)
         .max_header_list_size(options.max_header_size as u32);
-    let builder = Arc::new(builder);
+    let (http1, http2) = (Arc::new(http1), Arc::new(http2));
 
     let graceful = GracefulShutdown::new();
     let connections = Arc::new(Semaphore::new(options.max_connections));
@@ -106,10 +106,21 @@ pub async fn serve(
             let router = router.clone();
             async move { Ok::<_, Infallible>(handle(&router, request, peer).await) }
         });
-        let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-        let connection = graceful.watch(connection);
+        let (http1, http2, watcher) = (http1.clone(), http2.clone(), graceful.watcher());
+        let header_read_timeout = options.header_read_timeout;
         tokio::spawn(async move {
-            if let Err(err) = connection.await {
+            let result = match detect_protocol(&stream, header_read_timeout).await {
+                Some(Protocol::Http1) => {
+                    let connection = http1.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(connection).await
+                }
+                Some(Protocol::Http2) => {
+                    let connection = http2.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(connection).await
+                }
+                None => Ok(()),
+            };
+            if let Err(err) = result {
                 tracing::debug!(%peer, "connection ended: {err}");
             }
             drop(permit);
@@ -123,6 +134,42 @@ pub async fn serve(
         Err(_) => tracing::warn!("drain timeout reached; closing remaining connections"),
     }
     Ok(())
+}
+
+/// The HTTP version a client speaks.
+enum Protocol {
+    Http1,
+    /// HTTP/2 with prior knowledge (h2c): the client opened with the preface.
+    Http2,
+}
+
+/// The HTTP/2 client connection preface.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Looks at a new connection's first bytes, without consuming them, to tell
+/// HTTP/1 from HTTP/2. A client that has not sent enough to tell within
+/// `timeout` (nothing at all, or a stalled partial preface) is dropped: the
+/// header read timeout covers the very first bytes too.
+async fn detect_protocol(stream: &tokio::net::TcpStream, timeout: Duration) -> Option<Protocol> {
+    let detect = async {
+        let mut buf = [0u8; H2_PREFACE.len()];
+        loop {
+            let n = stream.peek(&mut buf).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            if !H2_PREFACE.starts_with(&buf[..n]) {
+                return Some(Protocol::Http1);
+            }
+            if n == H2_PREFACE.len() {
+                return Some(Protocol::Http2);
+            }
+            // A prefix of the preface: wait for more bytes. `peek` returns
+            // at once while bytes are buffered, so pace the retries.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(timeout, detect).await.ok().flatten()
 }
 
 /// Request → router → app → response, with the request id and access log.

@@ -1,0 +1,206 @@
+"""HTTP front: serving, request ids, instance state, guest logs, and the
+protocol limits (request head, header timeout, body size, disconnects).
+
+Most tests share the module's `hello` server (see conftest.HELLO_ARGS:
+one instance, 8 KiB head limit); the header timeout and body size tests
+have servers of their own.
+"""
+
+import re
+
+import pytest
+
+from wasmhost_testing import (
+    KIB,
+    unique_id,
+    chunked,
+    raw_request,
+    read_response,
+    recv_until_eof,
+    request_head,
+)
+
+HELLO_BODY = b"hello from wasmhost\n"
+VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+# -- serving and request ids ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sent_id, echoed",
+    [
+        pytest.param("client-id.1:a_b", True, id="valid-id-echoed"),
+        pytest.param(None, False, id="absent-id-generated"),
+        pytest.param("has space", False, id="invalid-chars-replaced"),
+        pytest.param("x" * 129, False, id="too-long-replaced"),
+    ],
+)
+def test_hello_and_request_id(hello_server, sent_id, echoed):
+    """`/` answers 200 with the app's body; `x-request-id` is the client's
+    when it is valid and a generated one otherwise, and the access log line
+    carries the same id."""
+    headers = {"x-request-id": sent_id} if sent_id is not None else {}
+    status, response_headers, body = hello_server.request("GET", "/", headers=headers)
+    assert (status, body) == (200, HELLO_BODY)
+    request_id = response_headers["x-request-id"]
+    assert request_id, "response has no x-request-id"
+    if echoed:
+        assert request_id == sent_id
+    else:
+        assert request_id != sent_id
+        assert VALID_ID.fullmatch(request_id), f"generated id {request_id!r} is not a valid id"
+        _, again, _ = hello_server.request("GET", "/", headers=headers)
+        assert again["x-request-id"] != request_id, "generated ids repeat"
+    hello_server.wait_for_log(
+        rf"wasmhost::access: .*path=/ status=200 .*request_id={re.escape(request_id)}\b"
+    )
+
+
+@pytest.mark.parametrize(
+    "isolation, expected_counts",
+    [("reuse", [1, 2, 3]), ("fresh", [1, 1, 1])],
+    ids=["reuse", "fresh"],
+)
+def test_isolation_mode_and_instance_state(make_server, isolation, expected_counts):
+    """With one instance, `reuse` keeps module state between requests (the
+    counter climbs) and `fresh` never shows a request a used instance."""
+    with make_server("hello", "--isolation", isolation, "--max-instances", "1") as server:
+        counts = []
+        for _ in expected_counts:
+            status, _, body = server.request("GET", "/count")
+            assert status == 200, body
+            counts.append(int(body.decode().removeprefix("count=")))
+    assert counts == expected_counts
+
+
+def test_guest_output_logged_with_request_id(hello_server):
+    """Lines the guest writes to stdout and stderr become log events tagged
+    with the id of the request that wrote them."""
+    request_id = unique_id("print")
+    status, _, body = hello_server.request("GET", "/print", headers={"x-request-id": request_id})
+    assert (status, body) == (200, b"printed\n")
+    for stream, marker in [("stdout", "guest-stdout-marker"), ("stderr", "guest-stderr-marker")]:
+        hello_server.wait_for_log(
+            rf'wasmhost::guest: {marker}\b.*\brequest_id={request_id}\b.*\bstream="{stream}"'
+        )
+    assert "guest-stdout-marker" not in hello_server.stdout(), "guest stdout leaked to the host's stdout"
+
+
+# -- request head limits ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw, expected_status",
+    [
+        pytest.param(b"GARBAGE\r\n\r\n", 400, id="malformed-request-line"),
+        pytest.param(
+            request_head("GET", "/", {"x-padding": "a" * (9 * KIB)}), 431, id="head-over-8KiB"
+        ),
+        pytest.param(
+            request_head("GET", "/" + "a" * (9 * KIB)),
+            431,
+            id="uri-over-8KiB",
+        ),
+    ],
+)
+def test_bad_request_head_rejected(hello_server, raw, expected_status):
+    """A malformed request line gets 400, a request head over
+    --max-header-size (8 KiB) gets 431 (414 when it is the URI that is too
+    long, says the README), and the server keeps serving."""
+    response = raw_request(hello_server, raw, timeout=5)
+    assert response.status == expected_status, response
+    status, _, body = hello_server.request("GET", "/")
+    assert (status, body) == (200, HELLO_BODY)
+
+
+@pytest.fixture(scope="module")
+def one_connection_server(make_server):
+    """A `hello` server that holds one connection at a time and gives each
+    1 s to send its request head."""
+    with make_server("hello", "--max-connections", "1", "--header-read-timeout", "1s") as server:
+        yield server
+
+
+@pytest.mark.parametrize(
+    "first_request, stall_with",
+    [
+        pytest.param(False, b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Partial: ", id="partial-head"),
+        pytest.param(True, b"", id="idle-keep-alive"),
+        pytest.param(False, b"", id="nothing-sent"),
+        pytest.param(False, b"PRI * HTTP/2.0\r\n", id="partial-h2-preface"),
+    ],
+)
+def test_stalled_connection_closed_after_header_timeout(one_connection_server, first_request, stall_with):
+    """A connection that stalls before completing a request head (part of a
+    head, nothing at all, or nothing after a keep-alive response) is closed
+    after --header-read-timeout (1 s), which frees its slot under
+    --max-connections 1: the next client is served."""
+    server = one_connection_server
+    with server.open_raw() as sock:
+        if first_request:
+            sock.sendall(request_head("GET", "/"))
+            assert read_response(sock).status == 200
+        sock.sendall(stall_with)
+        _, elapsed = recv_until_eof(sock, timeout=4)
+    assert 0.5 <= elapsed <= 3.0, f"connection closed after {elapsed:.2f} s, expected about 1 s"
+    status, _, body = server.request("GET", "/", timeout=5)
+    assert (status, body) == (200, HELLO_BODY)
+
+
+def test_client_gone_mid_body_releases_instance(hello_server):
+    """A client that closes its connection in the middle of a request body
+    (10 of 100000 bytes sent) does not keep the only instance busy: the app
+    gets to handle the request, and the next request is served at once."""
+    request_id = unique_id("gone")
+    head = request_head("POST", "/echo", {"content-length": "100000", "x-request-id": request_id})
+    with hello_server.open_raw() as sock:
+        sock.sendall(head + b"0123456789")
+    elapsed, status, _, body = hello_server.timed_request("GET", "/", timeout=10)
+    assert (status, body) == (200, HELLO_BODY)
+    assert elapsed < 3.0, f"next request took {elapsed:.2f} s"
+    hello_server.wait_for_log(rf"wasmhost::access: .*path=/echo .*request_id={request_id}\b")
+
+
+# -- request body limit -----------------------------------------------------
+
+BODY_LIMIT = 1 * KIB
+
+
+@pytest.fixture(scope="module")
+def body_limit_server(make_server):
+    """A `hello` server with --max-body-size 1KiB."""
+    with make_server("hello", "--max-body-size", "1KiB") as server:
+        yield server
+
+
+@pytest.mark.parametrize("declared", [BODY_LIMIT + 1, 4 * KIB])
+def test_declared_body_over_limit_rejected_early(body_limit_server, declared):
+    """A Content-Length over --max-body-size gets 413 before the client sends
+    any of the body."""
+    head = request_head("POST", "/echo", {"content-length": str(declared)})
+    response = raw_request(body_limit_server, head, timeout=5)
+    assert response.status == 413, response
+    assert response.complete
+
+
+def test_chunked_body_over_limit_rejected(body_limit_server):
+    """A chunked body that grows past --max-body-size (4 KiB in 1 KiB chunks)
+    gets 413 rather than reaching the app whole."""
+    data = request_head("POST", "/echo", {"transfer-encoding": "chunked"})
+    data += chunked([b"z" * KIB] * 4)
+    response = raw_request(body_limit_server, data, timeout=10)
+    assert response.status == 413, response
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_body_within_limit_echoed(body_limit_server, framing):
+    """A body of exactly --max-body-size reaches the app intact, however
+    framed."""
+    payload = bytes(range(256)) * (BODY_LIMIT // 256)
+    assert len(payload) == BODY_LIMIT
+    body = payload if framing == "content-length" else iter([payload[:500], payload[500:]])
+    status, _, echoed = body_limit_server.request(
+        "POST", "/echo", body=body, headers={"content-type": "application/octet-stream"}
+    )
+    assert (status, echoed) == (200, payload)
