@@ -13,6 +13,7 @@ use anyhow::{Context as _, Result};
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, Full};
 use tokio::sync::oneshot;
 use wasmtime::component::Linker;
 use wasmtime::{Engine, Trap};
@@ -49,6 +50,13 @@ pub fn read_module(path: &Path) -> Result<Vec<u8>> {
     );
     Ok(bytes)
 }
+
+/// Bodies declaring at most this many bytes are read before the request
+/// takes an instance.
+const BUFFERED_BODY_MAX: u64 = 1 << 20;
+
+/// A request body on its way to a guest.
+type GuestBody = http_body_util::combinators::UnsyncBoxBody<Bytes, wasmtime_wasi_http::Error>;
 
 /// Extra wall time past `request_timeout` before the guest's task is
 /// cancelled outright, for a guest stuck in a host call where epoch
@@ -171,6 +179,13 @@ impl App {
             return error_response(StatusCode::BAD_REQUEST, "missing Host header");
         }
 
+        // Read small bodies before taking an instance, so a slow client
+        // never holds one while it uploads.
+        let request = match self.read_small_body(request).await {
+            Ok(request) => request,
+            Err(response) => return response,
+        };
+
         let mut lease = match self.pool.acquire().await {
             Ok(lease) => lease,
             Err(Rejection::QueueFull | Rejection::QueueTimeout) => {
@@ -262,6 +277,29 @@ impl App {
                     }
                 }
             }
+        }
+    }
+}
+
+impl App {
+    /// Buffers a body that declares at most [`BUFFERED_BODY_MAX`] bytes,
+    /// within `request_timeout`; other bodies stream to the guest.
+    async fn read_small_body<B>(&self, request: http::Request<B>) -> Result<http::Request<GuestBody>, AppResponse>
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        if !declared_length(&request).is_some_and(|len| len <= BUFFERED_BODY_MAX) {
+            return Ok(request.map(|body| body.map_err(Into::into).boxed_unsync()));
+        }
+        let (parts, body) = request.into_parts();
+        match tokio::time::timeout(self.limits.request_timeout, body.collect()).await {
+            Ok(Ok(collected)) => {
+                let body = Full::new(collected.to_bytes()).map_err(|never| match never {}).boxed_unsync();
+                Ok(http::Request::from_parts(parts, body))
+            }
+            Ok(Err(_)) => Err(error_response(StatusCode::BAD_REQUEST, "the request body could not be read")),
+            Err(_) => Err(error_response(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time")),
         }
     }
 }

@@ -18,7 +18,11 @@ pub enum Isolation {
 pub struct Limits {
     /// Instance sharing mode.
     pub isolation: Isolation,
-    /// Most instances busy at once (the app's concurrency).
+    /// Most instances busy at once (the app's concurrency). The default is
+    /// twice the CPU count: an instance is busy only while its guest runs
+    /// (small request bodies are read and small responses buffered without
+    /// holding up the guest), and more instances than that only add cache
+    /// pressure (docs/performance.md).
     pub max_instances: usize,
     /// Instances kept ready ahead of demand: warm idle instances in `reuse`
     /// mode, never-used ones in `fresh` mode.
@@ -44,7 +48,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             isolation: Isolation::Reuse,
-            max_instances: 16,
+            max_instances: 2 * std::thread::available_parallelism().map_or(1, |n| n.get()),
             min_instances: 2,
             max_queue: 256,
             queue_timeout: Duration::from_secs(5),
