@@ -9,6 +9,7 @@
 #   DURATION=20s CONNECTIONS=32 bench/run.sh
 #   ONLY="wasmhost-reuse wasmhost-fresh" bench/run.sh
 #
+# bench/cpu_per_request.sh measures server CPU per request for one configuration.
 # Installs what is missing: wrk (Debian package), wasmtime-cli 48.0.8
 # (`cargo install`, ~15 min once), granian (into .venv-bench). Prints a
 # markdown table and saves it under bench/results/.

@@ -118,7 +118,9 @@ class Server:
         *,
         cache_dir: Path | None = SHARED_CACHE_DIR,
         start_timeout: float = START_TIMEOUT,
+        subcommand: str = "serve",
     ) -> None:
+        self.subcommand = subcommand
         self.binary = Path(binary)
         self.app = Path(app)
         self.args = list(args)
@@ -136,7 +138,7 @@ class Server:
 
     def command(self) -> list[str]:
         """The command line the server runs with."""
-        command = [str(self.binary), "serve", str(self.app), "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"]
+        command = [str(self.binary), self.subcommand, str(self.app), "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"]
         if self.cache_dir is not None:
             command += ["--cache-dir", str(self.cache_dir)]
         return command + self.args

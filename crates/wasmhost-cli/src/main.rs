@@ -12,7 +12,7 @@ use bytesize::ByteSize;
 use clap::{Parser, Subcommand, ValueEnum};
 use wasmhost_runtime::engine::build_engine;
 use wasmhost_reload::AppSlot;
-use wasmhost_runtime::{CompileCache, EngineOptions, EpochTicker, Isolation, Limits};
+use wasmhost_runtime::{AppSpec, CompileCache, EngineOptions, EpochTicker, GuestEnv, Isolation, Limits};
 use wasmhost_server::{serve_admin, AdminState, Router, ServerOptions};
 
 #[derive(Parser)]
@@ -26,6 +26,8 @@ struct Cli {
 enum Command {
     /// Serve a wasi:http/proxy component over HTTP.
     Serve(ServeArgs),
+    /// Serve a Python app from its sources; edits take effect on save.
+    Dev(DevArgs),
 }
 
 /// Instance sharing modes, as spelled on the command line.
@@ -47,6 +49,26 @@ enum LogFormat {
 struct ServeArgs {
     /// The component to serve (a .wasm built for wasi:http/proxy).
     app: PathBuf,
+    /// Do not reload the app when its module file changes (SIGHUP and
+    /// POST /admin/reload still reload it).
+    #[arg(long)]
+    no_watch: bool,
+    #[command(flatten)]
+    options: ServeOptions,
+}
+
+#[derive(clap::Args)]
+struct DevArgs {
+    /// The app's main module: a Python file defining `IncomingHandler` (a
+    /// plain wasi:http handler); its directory is the app's source tree.
+    app: PathBuf,
+    #[command(flatten)]
+    options: ServeOptions,
+}
+
+/// Options shared by `serve` and `dev`.
+#[derive(clap::Args)]
+struct ServeOptions {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
@@ -56,10 +78,13 @@ struct ServeArgs {
     /// Do not start the admin listener.
     #[arg(long)]
     no_admin: bool,
-    /// Do not reload the app when its module file changes (SIGHUP and
-    /// POST /admin/reload still reload it).
-    #[arg(long)]
-    no_watch: bool,
+    /// Let the guest read a host directory: `HOST_DIR::GUEST_DIR` (or just
+    /// `DIR`, seen under the same path). Read-only. Repeatable.
+    #[arg(long = "dir", value_name = "HOST::GUEST", value_parser = parse_dir)]
+    dirs: Vec<(PathBuf, String)>,
+    /// Set an environment variable for the guest: `NAME=VALUE`. Repeatable.
+    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
+    envs: Vec<(String, String)>,
     /// `reuse`: warm instances serve many requests; `fresh`: one instance per request.
     #[arg(long, value_enum, default_value = "reuse")]
     isolation: IsolationArg,
@@ -115,16 +140,24 @@ struct ServeArgs {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Serve(args) => {
-            let _log = init_logging(args.log_format);
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
-            runtime.block_on(serve(args))
+    let options = match &cli.command {
+        Command::Serve(args) => &args.options,
+        Command::Dev(args) => &args.options,
+    };
+    let _log = init_logging(options.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => {
+                let mode = if args.no_watch { Mode::Serve } else { Mode::ServeWatched };
+                serve(args.app, args.options, mode).await
+            }
+            Command::Dev(args) => dev(args).await,
         }
-    }
+    })
 }
 
 /// Logs to stderr through a writer thread, so request threads never block
@@ -146,7 +179,47 @@ fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuar
     guard
 }
 
-async fn serve(args: ServeArgs) -> Result<()> {
+/// How `serve` keeps the app current.
+enum Mode {
+    /// Reload on SIGHUP and POST /admin/reload only.
+    Serve,
+    /// Also reload when the module file changes.
+    ServeWatched,
+    /// `wasmhost dev`: the module is the dev loader; restart on changes in
+    /// the app's source directory.
+    Dev { src_dir: PathBuf },
+}
+
+/// `wasmhost dev app.py`: builds (once) the dev loader and serves the app's
+/// sources through it.
+async fn dev(args: DevArgs) -> Result<()> {
+    let main = std::path::absolute(&args.app).context("cannot resolve the app path")?;
+    anyhow::ensure!(main.is_file(), "{} is not a file; pass the app's main Python module", main.display());
+    let module = main
+        .file_stem()
+        .and_then(|stem| stem.to_str())
+        .filter(|_| main.extension().is_some_and(|ext| ext == "py"))
+        .with_context(|| format!("{} is not a Python module (.py)", main.display()))?
+        .to_owned();
+    let src_dir = main.parent().context("the app has no directory")?.to_owned();
+    let cache_dir = args.options.cache_dir.clone().unwrap_or_else(CompileCache::default_dir);
+    let loader = tokio::task::spawn_blocking(move || wasmhost_dev::build_loader(&cache_dir))
+        .await
+        .context("the loader build thread panicked")??;
+    let mut options = args.options;
+    options.dirs.push((src_dir.clone(), wasmhost_dev::GUEST_APP_DIR.to_owned()));
+    options.envs.push((wasmhost_dev::MODULE_VAR.to_owned(), module.clone()));
+    serve_named(&module, loader, options, Mode::Dev { src_dir }).await
+}
+
+/// `wasmhost serve app.wasm`.
+async fn serve(app: PathBuf, options: ServeOptions, mode: Mode) -> Result<()> {
+    let name = app.file_stem().and_then(|stem| stem.to_str()).unwrap_or("app").to_owned();
+    serve_named(&name, app, options, mode).await
+}
+
+/// Serves the component at `module` as the app `name` until shut down.
+async fn serve_named(name: &str, module: PathBuf, args: ServeOptions, mode: Mode) -> Result<()> {
     let limits = Limits {
         isolation: match args.isolation {
             IsolationArg::Reuse => Isolation::Reuse,
@@ -183,18 +256,20 @@ async fn serve(args: ServeArgs) -> Result<()> {
     })?;
     let _ticker = EpochTicker::start(&engine)?;
 
-    let name = args
-        .app
-        .file_stem()
-        .and_then(|stem| stem.to_str())
-        .unwrap_or("app")
-        .to_owned();
-    let slot = AppSlot::load(&engine, &cache, &name, &args.app, limits)
+    let env = GuestEnv { vars: args.envs, dirs: args.dirs };
+    let spec = AppSpec { name: name.to_owned(), module: module.clone(), limits, env };
+    let slot = AppSlot::load(&engine, &cache, spec)
         .await
-        .with_context(|| format!("cannot serve {}", args.app.display()))?;
-    let _watcher = match args.no_watch {
-        true => None,
-        false => Some(wasmhost_reload::watch(slot.clone())?),
+        .with_context(|| format!("cannot serve {}", module.display()))?;
+    let _watcher = match mode {
+        Mode::Serve => None,
+        Mode::ServeWatched => Some(wasmhost_reload::watch(slot.clone())?),
+        Mode::Dev { src_dir } => {
+            if let Err(err) = wasmhost_dev::probe(&slot.current(), &src_dir).await {
+                tracing::warn!(app = name, "{err:#}");
+            }
+            Some(wasmhost_dev::watch_sources(slot.clone(), src_dir)?)
+        }
     };
     let router = Arc::new(Router::single(slot));
     tokio::spawn(reload_on_sighup(router.clone()));
@@ -236,6 +311,21 @@ async fn reload_on_sighup(router: Arc<Router>) {
         for slot in router.slots() {
             let _ = slot.reload("SIGHUP").await;
         }
+    }
+}
+
+fn parse_dir(value: &str) -> Result<(PathBuf, String), String> {
+    let (host, guest) = value.split_once("::").unwrap_or((value, value));
+    if !std::path::Path::new(host).is_dir() {
+        return Err(format!("{host} is not a directory"));
+    }
+    Ok((PathBuf::from(host), guest.to_owned()))
+}
+
+fn parse_env(value: &str) -> Result<(String, String), String> {
+    match value.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err(format!("expected NAME=VALUE, got {value:?}")),
     }
 }
 

@@ -15,7 +15,7 @@
 //! and build tools are seen, debounces bursts of events, and waits until the
 //! file has stopped changing.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -24,7 +24,7 @@ use anyhow::{Context, Result};
 use arc_swap::ArcSwap;
 use notify::{RecursiveMode, Watcher};
 use wasmhost_runtime::app::read_module;
-use wasmhost_runtime::{App, CompileCache, Limits};
+use wasmhost_runtime::{App, AppSpec, CompileCache};
 use wasmtime::Engine;
 
 /// Quiet time after the last file event before a reload starts.
@@ -56,11 +56,9 @@ pub struct ReloadStats {
 
 /// The live version of one app and what is needed to build the next one.
 pub struct AppSlot {
-    name: String,
-    path: PathBuf,
+    spec: AppSpec,
     engine: Engine,
     cache: CompileCache,
-    limits: Limits,
     current: ArcSwap<App>,
     /// One reload at a time per app.
     reloading: tokio::sync::Mutex<()>,
@@ -69,22 +67,14 @@ pub struct AppSlot {
 }
 
 impl AppSlot {
-    /// Loads the first version of the app from `path`.
-    pub async fn load(
-        engine: &Engine,
-        cache: &CompileCache,
-        name: &str,
-        path: &Path,
-        limits: Limits,
-    ) -> Result<Arc<Self>> {
-        let bytes = read_module(path)?;
-        let app = App::new(engine, cache, name, path, bytes, limits.clone()).await?;
+    /// Loads the first version of the app described by `spec`.
+    pub async fn load(engine: &Engine, cache: &CompileCache, spec: AppSpec) -> Result<Arc<Self>> {
+        let bytes = read_module(&spec.module)?;
+        let app = App::new(engine, cache, &spec, bytes).await?;
         Ok(Arc::new(Self {
-            name: name.to_owned(),
-            path: path.to_owned(),
+            spec,
             engine: engine.clone(),
             cache: cache.clone(),
-            limits,
             current: ArcSwap::from_pointee(app),
             reloading: tokio::sync::Mutex::new(()),
             last_error: Mutex::new(None),
@@ -99,12 +89,12 @@ impl AppSlot {
 
     /// The app's name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.spec.name
     }
 
     /// The module file the app is loaded from.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.spec.module
     }
 
     /// Reload counters.
@@ -121,18 +111,18 @@ impl AppSlot {
         match &result {
             Ok(Reloaded::Swapped(digest)) => {
                 self.set_last_error(None);
-                tracing::info!(app = %self.name, trigger, digest = %&digest[..16], "reloaded: new version serving");
+                tracing::info!(app = %self.spec.name, trigger, digest = %&digest[..16], "reloaded: new version serving");
             }
             Ok(Reloaded::Unchanged) => {
                 self.stats.unchanged.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(app = %self.name, trigger, "reload skipped: module unchanged");
+                tracing::debug!(app = %self.spec.name, trigger, "reload skipped: module unchanged");
             }
             Err(err) => {
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
                 let message = format!("{err:#}");
                 // One line per distinct failure, not one per file event.
                 if self.set_last_error(Some(message.clone())) {
-                    tracing::warn!(app = %self.name, trigger, "reload refused, previous version keeps serving: {message}");
+                    tracing::warn!(app = %self.spec.name, trigger, "reload refused, previous version keeps serving: {message}");
                 }
             }
         }
@@ -140,19 +130,24 @@ impl AppSlot {
     }
 
     async fn build_and_swap(&self) -> Result<Reloaded> {
-        let bytes = read_module(&self.path)?;
+        let bytes = read_module(&self.spec.module)?;
         if wasmhost_runtime::cache::module_digest(&bytes) == self.current.load().digest() {
             return Ok(Reloaded::Unchanged);
         }
-        let app = App::new(&self.engine, &self.cache, &self.name, &self.path, bytes, self.limits.clone())
-            .await?;
+        let app = App::new(&self.engine, &self.cache, &self.spec, bytes).await?;
         let digest = app.digest().to_owned();
+        self.install(app);
+        Ok(Reloaded::Swapped(digest))
+    }
+
+    /// Makes `app` the live version, built and checked by the caller (the
+    /// dev loop renews the same component after a source change).
+    pub fn install(&self, app: App) {
         // Counted before the swap, so whoever sees the new version also
         // sees the count.
         self.stats.swapped.fetch_add(1, Ordering::Relaxed);
         let old = self.current.swap(Arc::new(app));
         old.retire_idle();
-        Ok(Reloaded::Swapped(digest))
     }
 
     /// Records the latest failure; returns whether it differs from the last.
@@ -177,7 +172,9 @@ pub fn watch(slot: Arc<AppSlot>) -> Result<notify::RecommendedWatcher> {
     let (events, mut changes) = tokio::sync::mpsc::channel::<()>(1);
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let relevant = match event {
-            Ok(event) => event.paths.iter().any(|p| p.file_name() == Some(file_name.as_os_str())),
+            Ok(event) => {
+                is_change(&event) && event.paths.iter().any(|p| p.file_name() == Some(file_name.as_os_str()))
+            }
             Err(_) => true,
         };
         if relevant {
@@ -201,6 +198,19 @@ pub fn watch(slot: Arc<AppSlot>) -> Result<notify::RecommendedWatcher> {
     Ok(watcher)
 }
 
+/// Whether a file event can mean new contents. Reads are not: reloading
+/// reads the file, and taking that for a change would reload forever.
+pub fn is_change(event: &notify::Event) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
+    match event.kind {
+        EventKind::Create(_) | EventKind::Remove(_) => true,
+        EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        EventKind::Modify(_) => true,
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) | EventKind::Any | EventKind::Other => false,
+    }
+}
+
 /// Waits until two looks at the file, [`STABLE_CHECK`] apart, see the same
 /// size and modification time (or the file is gone), at most
 /// [`STABLE_MAX_WAIT`].
@@ -218,5 +228,32 @@ async fn wait_until_stable(path: &Path) {
             return;
         }
         previous = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_change;
+    use notify::event::{AccessKind, AccessMode, CreateKind, DataChange, EventKind, MetadataKind, ModifyKind, RenameMode};
+
+    #[test]
+    fn writes_and_renames_are_changes_reads_are_not() {
+        let changes = [
+            EventKind::Create(CreateKind::File),
+            EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+        ];
+        let not_changes = [
+            EventKind::Access(AccessKind::Open(AccessMode::Any)),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+            EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime)),
+        ];
+        for kind in changes {
+            assert!(is_change(&notify::Event::new(kind)), "{kind:?} is a change");
+        }
+        for kind in not_changes {
+            assert!(!is_change(&notify::Event::new(kind)), "{kind:?} is not a change");
+        }
     }
 }

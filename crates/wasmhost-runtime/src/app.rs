@@ -1,7 +1,7 @@
 //! An app: one compiled component, its pool and its limits, turning HTTP
 //! requests into guest calls and every guest failure into a status code.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,7 +23,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::WasiHttpView;
 
 use crate::cache::CompileCache;
-use crate::host::HostState;
+use crate::host::{GuestEnv, HostState};
 use crate::limits::Limits;
 use crate::pool::{InstancePool, Rejection};
 
@@ -66,11 +66,25 @@ const HARD_DEADLINE_GRACE: Duration = Duration::from_millis(500);
 /// A response produced for a request, by the guest or by the host.
 pub type AppResponse = Response<ResponseBody>;
 
+/// What an app is: its name, module file, limits and what its guest may see.
+#[derive(Clone, Debug)]
+pub struct AppSpec {
+    /// Name used in logs and introspection.
+    pub name: String,
+    /// The component file.
+    pub module: PathBuf,
+    /// Limits the app runs under.
+    pub limits: Limits,
+    /// Environment variables and directories the guest may see.
+    pub env: GuestEnv,
+}
+
 /// A loaded app, ready to serve.
 pub struct App {
     name: Arc<str>,
     digest: String,
-    limits: Limits,
+    spec: AppSpec,
+    pre: ProxyPre<HostState>,
     pool: InstancePool,
 }
 
@@ -96,17 +110,11 @@ enum Failure {
 }
 
 impl App {
-    /// Compiles (or loads from `cache`) the component in `bytes`, checks it
-    /// against the `wasi:http/proxy` world, and fills its pool, which
-    /// instantiates it at least once. `path` names the module in errors.
-    pub async fn new(
-        engine: &Engine,
-        cache: &CompileCache,
-        name: &str,
-        path: &Path,
-        bytes: Vec<u8>,
-        limits: Limits,
-    ) -> Result<Self> {
+    /// Compiles (or loads from `cache`) the component in `bytes` (read from
+    /// `spec.module`), checks it against the `wasi:http/proxy` world, and
+    /// fills its pool, which instantiates it at least once.
+    pub async fn new(engine: &Engine, cache: &CompileCache, spec: &AppSpec, bytes: Vec<u8>) -> Result<Self> {
+        let (name, path) = (spec.name.as_str(), spec.module.as_path());
         let started = std::time::Instant::now();
         let compiled = {
             let (engine, cache) = (engine.clone(), cache.clone());
@@ -135,9 +143,18 @@ impl App {
         let pre = ProxyPre::new(pre).map_err(anyhow::Error::from).with_context(|| {
             format!("{} does not export wasi:http/incoming-handler", path.display())
         })?;
-        let name: Arc<str> = Arc::from(name);
-        let pool = InstancePool::new(name.clone(), pre, limits.clone()).await?;
-        Ok(Self { name, digest: compiled.digest, limits, pool })
+        Self::with_component(Arc::from(name), compiled.digest, spec.clone(), pre).await
+    }
+
+    async fn with_component(name: Arc<str>, digest: String, spec: AppSpec, pre: ProxyPre<HostState>) -> Result<Self> {
+        let pool = InstancePool::new(name.clone(), pre.clone(), spec.limits.clone(), spec.env.clone()).await?;
+        Ok(Self { name, digest, spec, pre, pool })
+    }
+
+    /// A new version of the same component with a new pool: every instance
+    /// starts from the component's initial state again. No compilation.
+    pub async fn renew(&self) -> Result<Self> {
+        Self::with_component(self.name.clone(), self.digest.clone(), self.spec.clone(), self.pre.clone()).await
     }
 
     /// The app's name, used in logs.
@@ -152,7 +169,7 @@ impl App {
 
     /// The limits the app runs under.
     pub fn limits(&self) -> &Limits {
-        &self.limits
+        &self.spec.limits
     }
 
     /// Requests waiting for an instance right now.
@@ -172,7 +189,7 @@ impl App {
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
-        if declared_length(&request).is_some_and(|len| len > self.limits.max_body_size) {
+        if declared_length(&request).is_some_and(|len| len > self.spec.limits.max_body_size) {
             return error_response(StatusCode::PAYLOAD_TOO_LARGE, "request body is too large");
         }
         if request.uri().authority().is_none() && !request.headers().contains_key(header::HOST) {
@@ -206,7 +223,7 @@ impl App {
         let too_large = Arc::new(AtomicBool::new(false));
         let request = request.map(|body| LimitedBody {
             inner: body,
-            remaining: self.limits.max_body_size,
+            remaining: self.spec.limits.max_body_size,
             too_large: too_large.clone(),
         });
         let (response_tx, response_rx) = oneshot::channel();
@@ -225,7 +242,7 @@ impl App {
         };
 
         let (outcome_tx, outcome_rx) = oneshot::channel();
-        let hard_deadline = self.limits.request_timeout + HARD_DEADLINE_GRACE;
+        let hard_deadline = self.spec.limits.request_timeout + HARD_DEADLINE_GRACE;
         let app = self.name.clone();
         let id: Arc<str> = Arc::from(request_id);
         tokio::spawn(async move {
@@ -293,7 +310,7 @@ impl App {
             return Ok(request.map(|body| body.map_err(Into::into).boxed_unsync()));
         }
         let (parts, body) = request.into_parts();
-        match tokio::time::timeout(self.limits.request_timeout, body.collect()).await {
+        match tokio::time::timeout(self.spec.limits.request_timeout, body.collect()).await {
             Ok(Ok(collected)) => {
                 let body = Full::new(collected.to_bytes()).map_err(|never| match never {}).boxed_unsync();
                 Ok(http::Request::from_parts(parts, body))
@@ -390,6 +407,39 @@ enum Kind {
         completed: bool,
     },
 }
+
+impl Drop for ResponseBody {
+    /// hyper drops a body as soon as it has sent `Content-Length` bytes, or
+    /// when the client goes away. A guest still writing (typically its final
+    /// flush) would then see a closed stream, raise, and lose its instance
+    /// for a response that was delivered whole. So the rest of the body is
+    /// drained in the background, up to [`DRAIN_LIMIT`] bytes and
+    /// [`DRAIN_TIMEOUT`]; past that the stream closes on the guest.
+    fn drop(&mut self) {
+        let Kind::Guest { body, outcome: Some(_), .. } = &mut self.kind else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let empty = http_body_util::Empty::new().map_err(|never| match never {}).boxed_unsync();
+        let mut body = std::mem::replace(body, empty);
+        runtime.spawn(async move {
+            let mut left = DRAIN_LIMIT;
+            let drain = async {
+                while let Some(Ok(frame)) = body.frame().await {
+                    let len = frame.data_ref().map_or(0, Bytes::len);
+                    if len > left {
+                        return;
+                    }
+                    left -= len;
+                }
+            };
+            let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
+        });
+    }
+}
+
+/// Most bytes of an abandoned response body drained on the guest's behalf.
+const DRAIN_LIMIT: usize = 1 << 20;
+/// Longest an abandoned response body is drained.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A response body the guest could not finish; the connection is aborted so
 /// the client cannot mistake a truncated body for a complete one.

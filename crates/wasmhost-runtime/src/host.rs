@@ -5,6 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use anyhow::Context as _;
+
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -47,14 +49,21 @@ pub struct HostState {
 }
 
 impl HostState {
-    /// Fresh state for one instance of `app`, capped at `memory_limit` bytes.
-    pub fn new(app: &Arc<str>, memory_limit: usize) -> Self {
+    /// Fresh state for one instance of `app`, capped at `memory_limit`
+    /// bytes, seeing what `env` grants.
+    pub fn new(app: &Arc<str>, memory_limit: usize, env: &GuestEnv) -> anyhow::Result<Self> {
         let request = RequestTag::default();
-        let wasi = WasiCtx::builder()
-            .stdout(GuestLog { app: app.clone(), stream: "stdout", request: request.clone() })
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(GuestLog { app: app.clone(), stream: "stdout", request: request.clone() })
             .stderr(GuestLog { app: app.clone(), stream: "stderr", request: request.clone() })
-            .build();
-        Self {
+            .envs(&env.vars);
+        for (host, guest) in &env.dirs {
+            wasi.preopened_dir(host, guest, wasmtime_wasi::FsPerms::ReadOnly)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("cannot open {} for the guest", host.display()))?;
+        }
+        let wasi = wasi.build();
+        Ok(Self {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
@@ -62,8 +71,18 @@ impl HostState {
             limiter: MemoryLimiter::new(memory_limit),
             deadline: Instant::now(),
             request,
-        }
+        })
     }
+}
+
+/// What a guest may see of the host besides HTTP: environment variables and
+/// read-only directories.
+#[derive(Clone, Debug, Default)]
+pub struct GuestEnv {
+    /// Environment variables, as `(name, value)`.
+    pub vars: Vec<(String, String)>,
+    /// Directories the guest may read, as `(host path, guest path)`.
+    pub dirs: Vec<(std::path::PathBuf, String)>,
 }
 
 impl WasiView for HostState {

@@ -20,7 +20,8 @@ pub mod host;
 pub mod limits;
 pub mod pool;
 
-pub use app::{App, AppResponse, ResponseBody};
+pub use app::{App, AppResponse, AppSpec, ResponseBody};
+pub use host::GuestEnv;
 pub use cache::CompileCache;
 pub use engine::{EngineOptions, EpochTicker};
 pub use limits::{Isolation, Limits};

@@ -26,7 +26,7 @@ use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
 
-use crate::host::HostState;
+use crate::host::{GuestEnv, HostState};
 use crate::limits::{Isolation, Limits};
 
 /// Why a request could not get an instance.
@@ -62,6 +62,7 @@ pub struct InstancePool {
 
 struct Shared {
     app: Arc<str>,
+    env: GuestEnv,
     pre: ProxyPre<HostState>,
     limits: Limits,
     permits: Arc<Semaphore>,
@@ -86,9 +87,10 @@ impl InstancePool {
     ///
     /// Fails if an instance cannot be created, which also proves the
     /// component instantiates under the app's limits.
-    pub async fn new(app: Arc<str>, pre: ProxyPre<HostState>, limits: Limits) -> Result<Self> {
+    pub async fn new(app: Arc<str>, pre: ProxyPre<HostState>, limits: Limits, env: GuestEnv) -> Result<Self> {
         let shared = Arc::new(Shared {
             app,
+            env,
             pre,
             permits: Arc::new(Semaphore::new(limits.max_instances)),
             waiting: AtomicUsize::new(0),
@@ -159,7 +161,8 @@ impl InstancePool {
 impl Shared {
     async fn instantiate(&self) -> Result<Instance> {
         let engine = self.pre.engine();
-        let mut store = Store::new(engine, HostState::new(&self.app, self.limits.memory_limit));
+        let state = HostState::new(&self.app, self.limits.memory_limit, &self.env)?;
+        let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.limiter);
         store.epoch_deadline_callback(|ctx| {
             if Instant::now() >= ctx.data().deadline {
