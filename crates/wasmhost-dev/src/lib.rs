@@ -20,9 +20,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use notify::{RecursiveMode, Watcher};
 use sha2::{Digest, Sha256};
-use wasmhost_reload::AppSlot;
+use wasmhost_reload::{AppSlot, RecursiveMode};
 use wasmhost_runtime::App;
 
 /// Where the guest sees the app's source directory.
@@ -150,23 +149,10 @@ pub async fn probe(app: &App, src_dir: &Path) -> Result<()> {
 /// on each (debounced) change, renews the app and swaps it in if it
 /// imports. Runs until the returned watcher is dropped.
 pub fn watch_sources(slot: Arc<AppSlot>, src_dir: PathBuf) -> Result<notify::RecommendedWatcher> {
-    let (events, mut changes) = tokio::sync::mpsc::channel::<()>(1);
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        let relevant = match event {
-            Ok(event) => wasmhost_reload::is_change(&event) && event.paths.iter().any(|path| is_source(path)),
-            Err(_) => true,
-        };
-        if relevant {
-            let _ = events.try_send(());
-        }
-    })
-    .context("cannot start the file watcher")?;
-    watcher
-        .watch(&src_dir, RecursiveMode::Recursive)
-        .with_context(|| format!("cannot watch {}", src_dir.display()))?;
-    tokio::spawn(async move {
-        while changes.recv().await.is_some() {
-            while tokio::time::timeout(DEBOUNCE, changes.recv()).await.is_ok() {}
+    let dir = src_dir.clone();
+    wasmhost_reload::watch_changes(&dir, RecursiveMode::Recursive, DEBOUNCE, is_source, move || {
+        let (slot, src_dir) = (slot.clone(), src_dir.clone());
+        async move {
             let started = Instant::now();
             match restart(&slot, &src_dir).await {
                 Ok(()) => tracing::info!(
@@ -180,8 +166,7 @@ pub fn watch_sources(slot: Arc<AppSlot>, src_dir: PathBuf) -> Result<notify::Rec
                 ),
             }
         }
-    });
-    Ok(watcher)
+    })
 }
 
 /// A new version of the app from the same loader, probed, then swapped in.

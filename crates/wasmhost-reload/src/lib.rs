@@ -22,7 +22,8 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
 use arc_swap::ArcSwap;
-use notify::{RecursiveMode, Watcher};
+pub use notify::RecursiveMode;
+use notify::Watcher;
 use wasmhost_runtime::app::read_module;
 use wasmhost_runtime::{App, AppSpec, CompileCache};
 use wasmtime::Engine;
@@ -169,30 +170,53 @@ pub fn watch(slot: Arc<AppSlot>) -> Result<notify::RecommendedWatcher> {
     let path = std::path::absolute(slot.path()).context("cannot resolve the module path")?;
     let dir = path.parent().context("the module path has no directory")?.to_owned();
     let file_name = path.file_name().context("the module path has no file name")?.to_owned();
+    watch_changes(
+        &dir,
+        RecursiveMode::NonRecursive,
+        DEBOUNCE,
+        move |changed| changed.file_name() == Some(file_name.as_os_str()),
+        move || {
+            let (slot, path) = (slot.clone(), path.clone());
+            async move {
+                wait_until_stable(&path).await;
+                let _ = slot.reload("file change").await;
+            }
+        },
+    )
+}
+
+/// Watches `dir` and runs `on_change` after each burst of changes to paths
+/// that `relevant` accepts, once `debounce` has passed without another. One
+/// `on_change` runs at a time; changes during it start another afterwards.
+/// Runs until the returned watcher is dropped.
+pub fn watch_changes<F, Fut>(
+    dir: &Path,
+    mode: RecursiveMode,
+    debounce: Duration,
+    relevant: impl Fn(&Path) -> bool + Send + 'static,
+    mut on_change: F,
+) -> Result<notify::RecommendedWatcher>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     let (events, mut changes) = tokio::sync::mpsc::channel::<()>(1);
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        let relevant = match event {
-            Ok(event) => {
-                is_change(&event) && event.paths.iter().any(|p| p.file_name() == Some(file_name.as_os_str()))
-            }
+        let wanted = match event {
+            Ok(event) => is_change(&event) && event.paths.iter().any(|path| relevant(path)),
             Err(_) => true,
         };
-        if relevant {
+        if wanted {
             // A full channel already holds a pending change: coalesce.
             let _ = events.try_send(());
         }
     })
     .context("cannot start the file watcher")?;
-    watcher
-        .watch(&dir, RecursiveMode::NonRecursive)
-        .with_context(|| format!("cannot watch {}", dir.display()))?;
-
+    watcher.watch(dir, mode).with_context(|| format!("cannot watch {}", dir.display()))?;
     tokio::spawn(async move {
         while changes.recv().await.is_some() {
-            // Debounce: wait for a quiet period with no new events.
-            while tokio::time::timeout(DEBOUNCE, changes.recv()).await.is_ok() {}
-            wait_until_stable(&path).await;
-            let _ = slot.reload("file change").await;
+            while tokio::time::timeout(debounce, changes.recv()).await.is_ok() {}
+            on_change().await;
         }
     });
     Ok(watcher)
