@@ -25,6 +25,7 @@ use arc_swap::ArcSwap;
 pub use notify::RecursiveMode;
 use notify::Watcher;
 use wasmhost_runtime::app::read_module;
+use wasmhost_runtime::metrics::METRICS;
 use wasmhost_runtime::{App, AppSpec, CompileCache};
 use wasmtime::Engine;
 
@@ -109,6 +110,12 @@ impl AppSlot {
     pub async fn reload(&self, trigger: &str) -> Result<Reloaded> {
         let _one_at_a_time = self.reloading.lock().await;
         let result = self.build_and_swap().await;
+        let label = match &result {
+            Ok(Reloaded::Swapped(_)) => "swapped",
+            Ok(Reloaded::Unchanged) => "unchanged",
+            Err(_) => "refused",
+        };
+        METRICS.reloads.with_label_values(&[self.name(), label]).inc();
         match &result {
             Ok(Reloaded::Swapped(digest)) => {
                 self.set_last_error(None);

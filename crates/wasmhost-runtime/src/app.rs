@@ -25,6 +25,7 @@ use wasmtime_wasi_http::WasiHttpView;
 use crate::cache::CompileCache;
 use crate::host::{GuestEnv, HostState};
 use crate::limits::Limits;
+use crate::metrics::METRICS;
 use crate::pool::{InstancePool, Rejection};
 
 /// Largest module file accepted, in bytes.
@@ -177,6 +178,11 @@ impl App {
         self.pool.queued()
     }
 
+    /// Instances ready (idle) and busy right now.
+    pub fn instance_counts(&self) -> (usize, usize) {
+        self.pool.instance_counts()
+    }
+
     /// Drops the app's idle instances; called when a new version replaces
     /// it. Requests in flight finish on their instances.
     pub fn retire_idle(&self) {
@@ -190,10 +196,10 @@ impl App {
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         if declared_length(&request).is_some_and(|len| len > self.spec.limits.max_body_size) {
-            return error_response(StatusCode::PAYLOAD_TOO_LARGE, "request body is too large");
+            return self.reject(StatusCode::PAYLOAD_TOO_LARGE, "request body is too large");
         }
         if request.uri().authority().is_none() && !request.headers().contains_key(header::HOST) {
-            return error_response(StatusCode::BAD_REQUEST, "missing Host header");
+            return self.reject(StatusCode::BAD_REQUEST, "missing Host header");
         }
 
         // Read small bodies before taking an instance, so a slow client
@@ -207,14 +213,14 @@ impl App {
             Ok(lease) => lease,
             Err(Rejection::QueueFull | Rejection::QueueTimeout) => {
                 let mut response =
-                    error_response(StatusCode::SERVICE_UNAVAILABLE, "server is at capacity, retry later");
+                    self.reject(StatusCode::SERVICE_UNAVAILABLE, "server is at capacity, retry later");
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 return response;
             }
             Err(Rejection::Instantiation(err)) => {
                 tracing::error!(app = %self.name, request_id, "cannot instantiate: {err:#}");
                 let mut response =
-                    error_response(StatusCode::SERVICE_UNAVAILABLE, "server is at capacity, retry later");
+                    self.reject(StatusCode::SERVICE_UNAVAILABLE, "server is at capacity, retry later");
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 return response;
             }
@@ -237,7 +243,7 @@ impl App {
             Ok(resources) => resources,
             Err(err) => {
                 tracing::info!(app = %self.name, request_id, "unusable request: {err:#}");
-                return error_response(StatusCode::BAD_REQUEST, "malformed request");
+                return self.reject(StatusCode::BAD_REQUEST, "malformed request");
             }
         };
 
@@ -253,10 +259,12 @@ impl App {
                 Ok(Err(err)) => {
                     let failure = classify(&err, lease.memory_exhausted());
                     tracing::warn!(app = %app, request_id = %id, ?failure, "guest failed: {err:#}");
+                    METRICS.guest_failures.with_label_values(&[&*app, failure.label()]).inc();
                     Outcome::Failed(failure)
                 }
                 Err(_elapsed) => {
                     tracing::warn!(app = %app, request_id = %id, "guest timed out in a host call");
+                    METRICS.guest_failures.with_label_values(&[&*app, Failure::Timeout.label()]).inc();
                     Outcome::Failed(Failure::Timeout)
                 }
             };
@@ -268,7 +276,7 @@ impl App {
             Ok(Ok(response)) if !too_large.load(Ordering::Acquire) => response.map(|body| ResponseBody {
                 kind: Kind::Guest { body, outcome: Some(outcome_rx), completed: false },
             }),
-            Ok(Ok(_)) => error_response(StatusCode::PAYLOAD_TOO_LARGE, "request body is too large"),
+            Ok(Ok(_)) => self.reject(StatusCode::PAYLOAD_TOO_LARGE, "request body is too large"),
             Ok(Err(code)) => {
                 tracing::warn!(app = %self.name, request_id, "guest responded with error {code:?}");
                 error_response(StatusCode::INTERNAL_SERVER_ERROR, "the app failed")
@@ -276,7 +284,7 @@ impl App {
             Err(_) => {
                 let outcome = outcome_rx.await.unwrap_or(Outcome::Failed(Failure::Trap));
                 if too_large.load(Ordering::Acquire) {
-                    return error_response(StatusCode::PAYLOAD_TOO_LARGE, "request body is too large");
+                    return self.reject(StatusCode::PAYLOAD_TOO_LARGE, "request body is too large");
                 }
                 match outcome {
                     Outcome::Completed => {
@@ -298,7 +306,25 @@ impl App {
     }
 }
 
+impl Failure {
+    /// The kind as a metric label.
+    fn label(&self) -> &'static str {
+        match self {
+            Failure::Timeout => "timeout",
+            Failure::Memory => "memory",
+            Failure::StackOverflow => "stack",
+            Failure::Trap => "trap",
+        }
+    }
+}
+
 impl App {
+    /// A host-made refusal, counted in `wasmhost_rejected_requests_total`.
+    fn reject(&self, status: StatusCode, reason: &str) -> AppResponse {
+        METRICS.rejected.with_label_values(&[&*self.name, status.as_str()]).inc();
+        error_response(status, reason)
+    }
+
     /// Buffers a body that declares at most [`BUFFERED_BODY_MAX`] bytes,
     /// within `request_timeout`; other bodies stream to the guest.
     async fn read_small_body<B>(&self, request: http::Request<B>) -> Result<http::Request<GuestBody>, AppResponse>
@@ -315,8 +341,8 @@ impl App {
                 let body = Full::new(collected.to_bytes()).map_err(|never| match never {}).boxed_unsync();
                 Ok(http::Request::from_parts(parts, body))
             }
-            Ok(Err(_)) => Err(error_response(StatusCode::BAD_REQUEST, "the request body could not be read")),
-            Err(_) => Err(error_response(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time")),
+            Ok(Err(_)) => Err(self.reject(StatusCode::BAD_REQUEST, "the request body could not be read")),
+            Err(_) => Err(self.reject(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time")),
         }
     }
 }

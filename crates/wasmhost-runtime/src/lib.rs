@@ -18,6 +18,7 @@ pub mod cache;
 pub mod engine;
 pub mod host;
 pub mod limits;
+pub mod metrics;
 pub mod pool;
 
 pub use app::{App, AppResponse, AppSpec, ResponseBody};

@@ -28,6 +28,7 @@ use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
 
 use crate::host::{GuestEnv, HostState};
 use crate::limits::{Isolation, Limits};
+use crate::metrics::METRICS;
 
 /// Why a request could not get an instance.
 #[derive(Debug)]
@@ -112,6 +113,7 @@ impl InstancePool {
     /// Waits for an instance, in FIFO order, within the app's queue limits.
     pub async fn acquire(&self) -> Result<Lease, Rejection> {
         let shared = &self.shared;
+        let started = Instant::now();
         let permit = match shared.permits.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
@@ -133,6 +135,7 @@ impl InstancePool {
                 }
             }
         };
+        METRICS.queue_wait.with_label_values(&[&*shared.app]).observe(started.elapsed().as_secs_f64());
         let ready = shared.pop_ready();
         if shared.limits.isolation == Isolation::Fresh || ready.is_none() {
             shared.refill.notify_one();
@@ -156,10 +159,17 @@ impl InstancePool {
     pub fn queued(&self) -> usize {
         self.shared.waiting.load(Ordering::Acquire)
     }
+
+    /// Instances ready (idle) and busy right now.
+    pub fn instance_counts(&self) -> (usize, usize) {
+        let busy = self.shared.limits.max_instances - self.shared.permits.available_permits();
+        (self.shared.ready_len(), busy)
+    }
 }
 
 impl Shared {
     async fn instantiate(&self) -> Result<Instance> {
+        let started = Instant::now();
         let engine = self.pre.engine();
         let state = HostState::new(&self.app, self.limits.memory_limit, &self.env)?;
         let mut store = Store::new(engine, state);
@@ -174,6 +184,7 @@ impl Shared {
         store.set_epoch_deadline(1);
         store.data_mut().deadline = Instant::now() + self.limits.request_timeout;
         let proxy = self.pre.instantiate_async(&mut store).await?;
+        METRICS.instantiation.with_label_values(&[&*self.app]).observe(started.elapsed().as_secs_f64());
         let quota = self.limits.max_requests_per_instance.max(1);
         let jitter = quota / 10;
         let retire_after = quota - jitter + rand::rng().random_range(0..=2 * jitter);
@@ -231,11 +242,31 @@ impl Shared {
             None => self.push_ready(instance),
             Some(reason) => {
                 tracing::debug!(app = %self.app, ?reason, served = instance.served, "instance retired");
+                self.count_retired(reason.label());
                 drop(instance);
                 self.refill.notify_one();
             }
         }
         retirement
+    }
+}
+
+impl Shared {
+    fn count_retired(&self, reason: &str) {
+        METRICS.retired.with_label_values(&[&*self.app, reason]).inc();
+    }
+}
+
+impl Retirement {
+    /// The reason as a metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Retirement::SingleUse => "single_use",
+            Retirement::RequestQuota => "request_quota",
+            Retirement::Memory => "memory",
+            Retirement::Failure => "failure",
+            Retirement::Replaced => "replaced",
+        }
     }
 }
 
@@ -312,6 +343,7 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         if self.instance.take().is_some() {
+            self.shared.count_retired("cancelled");
             self.shared.refill.notify_one();
         }
     }

@@ -9,6 +9,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::Request;
 use http_body::{Body, Frame, SizeHint};
+use wasmhost_runtime::metrics::METRICS;
 use wasmhost_runtime::ResponseBody;
 use wasmhost_runtime::app::BodyError;
 
@@ -63,13 +64,20 @@ impl Drop for AccessLog {
         if self.end == "client-gone" && self.content_length == Some(self.bytes) {
             self.end = "complete";
         }
+        let elapsed = self.started.elapsed();
+        let class = match self.status {
+            100..=599 => ["1xx", "2xx", "3xx", "4xx", "5xx"][usize::from(self.status / 100 - 1)],
+            _ => "none",
+        };
+        METRICS.requests.with_label_values(&[&self.app, class]).inc();
+        METRICS.request_duration.with_label_values(&[&self.app]).observe(elapsed.as_secs_f64());
         tracing::info!(
             target: "wasmhost::access",
             app = %self.app,
             method = %self.method,
             path = %self.path,
             status = self.status,
-            duration_ms = %format_args!("{:.3}", self.started.elapsed().as_secs_f64() * 1000.0),
+            duration_ms = %format_args!("{:.3}", elapsed.as_secs_f64() * 1000.0),
             bytes = self.bytes,
             end = self.end,
             request_id = %self.request_id,

@@ -7,6 +7,7 @@
 //! | `GET /healthz` | `200 ok` while the process runs |
 //! | `GET /readyz` | `200 ready`; `503 draining` once shutdown started |
 //! | `GET /apps` | JSON: each app's name, module, digest, limits, reload counts |
+//! | `GET /metrics` | Prometheus text format: requests, latencies, queue, instances, failures, reloads, process |
 //! | `POST /admin/reload` | reloads every app from its module file; JSON result per app, `200` if all succeeded or were unchanged, else `422` |
 
 use std::convert::Infallible;
@@ -20,7 +21,9 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
 use tokio::net::TcpListener;
+use prometheus::TextEncoder;
 use wasmhost_reload::Reloaded;
+use wasmhost_runtime::metrics::METRICS;
 
 use crate::Router;
 
@@ -65,8 +68,9 @@ async fn route(state: &AdminState, request: Request<Incoming>) -> Response<Full<
             }
         }
         (&Method::GET, "/apps") => apps(state),
+        (&Method::GET, "/metrics") => metrics(state),
         (&Method::POST, "/admin/reload") => reload(state).await,
-        (_, "/healthz" | "/readyz" | "/apps" | "/admin/reload") => {
+        (_, "/healthz" | "/readyz" | "/apps" | "/metrics" | "/admin/reload") => {
             text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
@@ -110,6 +114,33 @@ fn apps(state: &AdminState) -> Response<Full<Bytes>> {
     json_response(StatusCode::OK, &json!({ "apps": apps }))
 }
 
+/// Sets the state gauges from the apps as they are now, then encodes every
+/// registered metric.
+fn metrics(state: &AdminState) -> Response<Full<Bytes>> {
+    METRICS.module_info.reset();
+    for slot in state.router.slots() {
+        let app = slot.current();
+        let name = slot.name();
+        let (idle, busy) = app.instance_counts();
+        METRICS.queue_depth.with_label_values(&[name]).set(app.queued() as i64);
+        METRICS.instances.with_label_values(&[name, "idle"]).set(idle as i64);
+        METRICS.instances.with_label_values(&[name, "busy"]).set(busy as i64);
+        METRICS.instances.with_label_values(&[name, "max"]).set(app.limits().max_instances as i64);
+        METRICS.module_info.with_label_values(&[name, app.digest()]).set(1);
+    }
+    let mut text = String::new();
+    if let Err(err) = TextEncoder::new().encode_utf8(&prometheus::gather(), &mut text) {
+        tracing::warn!("cannot encode metrics: {err}");
+        return text_response(StatusCode::INTERNAL_SERVER_ERROR, String::from("cannot encode metrics\n"));
+    }
+    let mut response = text_response(StatusCode::OK, text);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
 async fn reload(state: &AdminState) -> Response<Full<Bytes>> {
     let mut results = Vec::new();
     let mut all_ok = true;
@@ -129,7 +160,11 @@ async fn reload(state: &AdminState) -> Response<Full<Bytes>> {
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    text_response(status, String::from(body))
+}
+
+fn text_response(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     response
         .headers_mut()

@@ -1,0 +1,122 @@
+//! Prometheus metrics of the runtime, labelled by app, in the process-wide
+//! default registry (the admin listener serves them at `/metrics`).
+//!
+//! Counters and histograms are recorded where things happen; gauges that
+//! describe state (queue depth, idle and busy instances, loaded module) are
+//! set by the admin listener when it is scraped.
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    register_histogram_vec, register_int_counter_vec, register_int_gauge_vec, HistogramVec, IntCounterVec,
+    IntGaugeVec,
+};
+
+/// Latency buckets, in seconds: 100 µs to 30 s.
+const BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Every metric wasmhost exports.
+pub struct Metrics {
+    /// Responses by app and status class (`2xx`, `4xx`, ...).
+    pub requests: IntCounterVec,
+    /// Time from request head to the end of the response body.
+    pub request_duration: HistogramVec,
+    /// Time a request waited for an instance.
+    pub queue_wait: HistogramVec,
+    /// Time to create an instance.
+    pub instantiation: HistogramVec,
+    /// Instances retired, by reason.
+    pub retired: IntCounterVec,
+    /// Guest failures, by kind (`trap`, `timeout`, `memory`, `stack`).
+    pub guest_failures: IntCounterVec,
+    /// Requests refused by the host, by status (`413`, `503`, ...).
+    pub rejected: IntCounterVec,
+    /// Reloads, by result (`swapped`, `unchanged`, `refused`).
+    pub reloads: IntCounterVec,
+    /// Requests waiting for an instance (set at scrape).
+    pub queue_depth: IntGaugeVec,
+    /// Instances by state, `idle`, `busy` or `max` (set at scrape).
+    pub instances: IntGaugeVec,
+    /// The module digest an app serves: 1 for the live digest (set at scrape).
+    pub module_info: IntGaugeVec,
+}
+
+/// The metrics, registered on first use.
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    // Registration fails only for a name registered twice, which this
+    // single static rules out.
+    let expect = "metric registered once";
+    Metrics {
+        requests: register_int_counter_vec!(
+            "wasmhost_requests_total",
+            "Responses sent, by app and status class.",
+            &["app", "status_class"]
+        )
+        .expect(expect),
+        request_duration: register_histogram_vec!(
+            "wasmhost_request_duration_seconds",
+            "Time from request head to the end of the response body.",
+            &["app"],
+            BUCKETS.to_vec()
+        )
+        .expect(expect),
+        queue_wait: register_histogram_vec!(
+            "wasmhost_queue_wait_seconds",
+            "Time a request waited for an instance.",
+            &["app"],
+            BUCKETS.to_vec()
+        )
+        .expect(expect),
+        instantiation: register_histogram_vec!(
+            "wasmhost_instantiation_seconds",
+            "Time to create an instance.",
+            &["app"],
+            BUCKETS.to_vec()
+        )
+        .expect(expect),
+        retired: register_int_counter_vec!(
+            "wasmhost_instances_retired_total",
+            "Instances retired, by reason.",
+            &["app", "reason"]
+        )
+        .expect(expect),
+        guest_failures: register_int_counter_vec!(
+            "wasmhost_guest_failures_total",
+            "Guest failures, by kind.",
+            &["app", "kind"]
+        )
+        .expect(expect),
+        rejected: register_int_counter_vec!(
+            "wasmhost_rejected_requests_total",
+            "Requests the host refused before or instead of running the guest, by status.",
+            &["app", "status"]
+        )
+        .expect(expect),
+        reloads: register_int_counter_vec!(
+            "wasmhost_reloads_total",
+            "Reloads of an app, by result.",
+            &["app", "result"]
+        )
+        .expect(expect),
+        queue_depth: register_int_gauge_vec!(
+            "wasmhost_queue_depth",
+            "Requests waiting for an instance.",
+            &["app"]
+        )
+        .expect(expect),
+        instances: register_int_gauge_vec!(
+            "wasmhost_instances",
+            "Instances of an app by state: idle, busy, max.",
+            &["app", "state"]
+        )
+        .expect(expect),
+        module_info: register_int_gauge_vec!(
+            "wasmhost_module_info",
+            "The module an app serves, as its SHA-256 digest label.",
+            &["app", "digest"]
+        )
+        .expect(expect),
+    }
+});

@@ -1,0 +1,83 @@
+"""The admin listener: health, readiness, introspection and Prometheus
+metrics that add up to what the server actually did."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import time
+
+from wasmhost_testing import BackgroundRequest
+
+SAMPLE = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$')
+LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text: str) -> dict[tuple[str, frozenset], float]:
+    """Prometheus text format → {(name, labels): value}; fails on a line
+    that is neither a comment nor a sample."""
+    samples = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        match = SAMPLE.match(line)
+        assert match, f"not a Prometheus sample: {line!r}"
+        labels = frozenset(LABEL.findall(match["labels"] or ""))
+        samples[(match["name"], labels)] = float(match["value"])
+    return samples
+
+
+def value(samples, name: str, **labels) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def test_health_readiness_and_apps(make_server):
+    with make_server("hello") as server:
+        assert server.admin_request("GET", "/healthz")[0] == 200
+        assert server.admin_request("GET", "/readyz")[0] == 200
+        status, _, body = server.admin_request("GET", "/apps")
+        assert status == 200
+        (app,) = json.loads(body)["apps"]
+        assert app["module"] == str(server.app)
+        assert len(app["digest"]) == 64
+        assert server.admin_request("POST", "/healthz")[0] == 405
+        assert server.admin_request("GET", "/nope")[0] == 404
+
+
+def test_readiness_turns_false_while_draining(make_server):
+    with make_server("faults", "--drain-timeout", "10s") as server:
+        slow = BackgroundRequest(server, "GET", "/sleep?ms=2000")
+        time.sleep(0.3)
+        server.send_signal(signal.SIGTERM)
+        server.wait_for_log("stopped accepting", timeout=5)
+        status, _, body = server.admin_request("GET", "/readyz")
+        assert (status, body) == (503, b"draining\n")
+        assert slow.join(10)[0] == 200
+
+
+def test_metrics_add_up(make_server):
+    with make_server("faults", "--request-timeout", "1s", "--max-body-size", "1KiB") as server:
+        for path, expected in [("/ok", 200), ("/ok", 200), ("/raise", 500), ("/loop", 504)]:
+            assert server.request("GET", path)[0] == expected
+        assert server.request("POST", "/ok", body=b"x" * 2048)[0] == 413
+        server.wait_for_log(r"wasmhost::access: .*status=413")
+        status, headers, body = server.admin_request("GET", "/metrics")
+        assert status == 200 and headers["content-type"].startswith("text/plain")
+        samples = parse_metrics(body.decode())
+        app = json.loads(server.admin_request("GET", "/apps")[2])["apps"][0]
+        name = app["name"]
+        assert value(samples, "wasmhost_requests_total", app=name, status_class="2xx") == 2
+        assert value(samples, "wasmhost_requests_total", app=name, status_class="5xx") == 2
+        assert value(samples, "wasmhost_requests_total", app=name, status_class="4xx") == 1
+        assert value(samples, "wasmhost_request_duration_seconds_count", app=name) == 5
+        assert value(samples, "wasmhost_guest_failures_total", app=name, kind="trap") == 1
+        assert value(samples, "wasmhost_guest_failures_total", app=name, kind="timeout") == 1
+        assert value(samples, "wasmhost_instances_retired_total", app=name, reason="failure") == 2
+        assert value(samples, "wasmhost_rejected_requests_total", app=name, status="413") == 1
+        assert value(samples, "wasmhost_queue_wait_seconds_count", app=name) == 4
+        assert value(samples, "wasmhost_instantiation_seconds_count", app=name) >= 3
+        assert value(samples, "wasmhost_module_info", app=name, digest=app["digest"]) == 1
+        assert value(samples, "wasmhost_instances", app=name, state="busy") == 0
+        assert value(samples, "wasmhost_queue_depth", app=name) == 0
+        assert value(samples, "process_resident_memory_bytes") > 0
