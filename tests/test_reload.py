@@ -146,10 +146,13 @@ def test_five_saves_in_one_second_are_debounced(served, versions):
         for i in range(5):
             replace_by_rename(module, versions[1 + (i % 2)])
             time.sleep(0.2)
-        # The last save was version 1: at most one real swap may happen.
+        # Saves 0.2 s apart fall inside the 0.3 s debounce window: the burst
+        # is one reload (of version 1, so usually no swap at all). A slow
+        # machine may split it once; five saves must never mean five reloads.
         time.sleep(3)
         assert version_of(server) == "version=1"
-        assert reload_counts(server)["swapped"] <= 1
+        counts = reload_counts(server)
+        assert counts["swapped"] + counts["unchanged"] + counts["failed"] <= 2, counts
 
 
 def test_sighup_and_admin_reload(served, versions):
