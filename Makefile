@@ -5,7 +5,6 @@ VENV      := .venv
 PYTHON    ?= python3
 CPY_VER   := 0.25.1
 WASMHOST  := target/release/wasmhost
-HELLO     := target/guests/examples-hello.wasm
 ADDR      ?= 127.0.0.1:8080
 
 .PHONY: serve test build venv guests bench
@@ -21,10 +20,9 @@ venv: $(VENV)/.installed
 build:
 	cargo build --release --locked
 
-# Build the hello example and serve it on $(ADDR).
+# Build the hello example (SDK app) and serve it on $(ADDR).
 serve: venv build
-	$(VENV)/bin/python scripts/build_guest.py examples/hello -o $(HELLO)
-	$(WASMHOST) serve $(HELLO) --addr $(ADDR)
+	$(WASMHOST) serve examples/hello/app.py --addr $(ADDR)
 
 guests: venv
 	$(VENV)/bin/python scripts/build_guest.py --all tests/guests

@@ -22,6 +22,11 @@ import pytest
 
 from wasmhost_testing import ROOT, Server
 
+# `wasmhost build`/`serve app.py` find componentize-py through
+# $COMPONENTIZE_PY when a test runs them outside the repository root.
+if "COMPONENTIZE_PY" not in os.environ and (ROOT / ".venv" / "bin" / "componentize-py").is_file():
+    os.environ["COMPONENTIZE_PY"] = str(ROOT / ".venv" / "bin" / "componentize-py")
+
 TEST_TIME_LIMIT = 120
 """Seconds any single test may run (fixture setup at wider scope excluded)."""
 

@@ -113,16 +113,18 @@ class Server:
     def __init__(
         self,
         binary: Path,
-        app: Path,
+        app: Path | str,
         args: Iterable[str] = (),
         *,
         cache_dir: Path | None = SHARED_CACHE_DIR,
         start_timeout: float = START_TIMEOUT,
         subcommand: str = "serve",
+        cwd: Path | None = None,
     ) -> None:
         self.subcommand = subcommand
         self.binary = Path(binary)
-        self.app = Path(app)
+        self.app = app
+        self.cwd = cwd
         self.args = list(args)
         self.cache_dir = cache_dir
         self.start_timeout = start_timeout
@@ -152,6 +154,7 @@ class Server:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,
+            cwd=self.cwd,
             # Keep a Ctrl-C aimed at pytest away from the servers: the tests
             # decide which signal each server gets.
             start_new_session=True,

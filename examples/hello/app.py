@@ -1,45 +1,32 @@
-"""Hello world for wasmhost: a plain `wasi:http` app written in Python.
+"""Hello world for wasmhost, written with the wasmhost Python SDK.
 
-Every request gets a short greeting that echoes its method and path.
+Serve it (from the repository root)::
 
-Build it (from the repository root; needs componentize-py 0.25.1 in .venv,
-see `python3 -m venv .venv && .venv/bin/pip install componentize-py==0.25.1`)::
+    wasmhost serve examples/hello/app.py
 
-    python3 scripts/build_guest.py examples/hello -o hello.wasm
+then try::
 
-`build_guest.py` wraps componentize-py, adds the `wasmhost_http` helper
-(guests/python-http) to the Python path and caches the result under
-target/guests/. Equivalent direct call::
+    curl -i http://127.0.0.1:8080/
+    curl -i http://127.0.0.1:8080/hello/world
 
-    .venv/bin/componentize-py -d wit -w http-app componentize app \\
-        -p examples/hello -p guests/python-http -o hello.wasm
-
-Then serve hello.wasm with wasmhost and try ``curl -i http://HOST:PORT/any/path``.
-
-The component exports `wasi:http/incoming-handler`: componentize-py calls
-`IncomingHandler().handle(request, response_out)` for each request. Import
-everything at module top level: the interpreter is snapshotted after the
-import at build time, and modules not imported then are unavailable later.
+`wasmhost serve app.py` builds the component (componentize-py, cached)
+and serves it; `wasmhost dev examples/hello/app.py` serves it with instant
+reload on save. Import everything at module top level: the interpreter is
+snapshotted after the import at build time.
 """
 
-from wit_world import exports
-from wit_world.imports.types import IncomingRequest, ResponseOutparam
+import wasmhost
 
-import wasmhost_http as http
+app = wasmhost.App()
 
 
-class IncomingHandler(exports.IncomingHandler):
-    """Answers every request with a friendly greeting."""
+@app.get("/")
+def index(request: wasmhost.Request) -> str:
+    """A plain-text greeting."""
+    return "Hello from wasmhost!\n"
 
-    def handle(self, request: IncomingRequest, response_out: ResponseOutparam) -> None:
-        """Greet the caller, showing the request's method and path."""
-        text = (
-            "Hello from wasmhost!\n"
-            f"You sent {http.method(request)} {http.path(request)}\n"
-        )
-        http.respond(
-            response_out,
-            200,
-            text.encode(),
-            {"content-type": "text/plain; charset=utf-8"},
-        )
+
+@app.get("/hello/{name}")
+def hello(request: wasmhost.Request, name: str) -> dict[str, str]:
+    """A JSON greeting for `name` (percent-decoded from the path)."""
+    return {"message": f"Hello, {name}!", "request_id": request.request_id or ""}

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use bytesize::ByteSize;
 use clap::{Parser, Subcommand, ValueEnum};
+use wasmhost_build::{Build, BuildRequest, Interface};
 use wasmhost_runtime::engine::build_engine;
 use wasmhost_reload::AppSlot;
 use wasmhost_runtime::{AppSpec, CompileCache, EngineOptions, EpochTicker, GuestEnv, Isolation, Limits};
@@ -24,10 +25,59 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve a wasi:http/proxy component over HTTP.
+    /// Serve an app over HTTP: a wasi:http/proxy component (.wasm), or a
+    /// Python app (app.py, module:attr), built first.
     Serve(ServeArgs),
     /// Serve a Python app from its sources; edits take effect on save.
     Dev(DevArgs),
+    /// Build a Python app into a component (cached by a digest of all inputs).
+    Build(BuildArgs),
+}
+
+/// How a Python app's target is served, as spelled on the command line.
+#[derive(Clone, Copy, ValueEnum)]
+enum InterfaceArg {
+    /// A `wasmhost.App`, or a module defining its own `IncomingHandler`.
+    Auto,
+    /// A `wasmhost.App` (the Python SDK).
+    Sdk,
+    /// A WSGI callable, e.g. a Flask app.
+    Wsgi,
+}
+
+impl From<InterfaceArg> for Interface {
+    fn from(arg: InterfaceArg) -> Self {
+        match arg {
+            InterfaceArg::Auto => Interface::Auto,
+            InterfaceArg::Sdk => Interface::Sdk,
+            InterfaceArg::Wsgi => Interface::Wsgi,
+        }
+    }
+}
+
+/// Which Python app to build, shared by `serve`, `dev` and `build`.
+#[derive(clap::Args)]
+struct PythonArgs {
+    /// How the app is served: `auto` finds a `wasmhost.App` named by the
+    /// target (or a module's own `IncomingHandler`); `wsgi` serves a WSGI
+    /// callable such as a Flask app.
+    #[arg(long, value_enum, default_value = "auto")]
+    interface: InterfaceArg,
+}
+
+#[derive(clap::Args)]
+struct BuildArgs {
+    /// The app: a Python file (`app.py`) or `module:attr` (`shop:app`)
+    /// importable from the current directory.
+    app: String,
+    /// Also copy the component here.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    python: PythonArgs,
+    /// Directory of builds and compiled components [default: ~/.cache/wasmhost].
+    #[arg(long, env = "WASMHOST_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
 }
 
 /// Instance sharing modes, as spelled on the command line.
@@ -47,21 +97,28 @@ enum LogFormat {
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// The component to serve (a .wasm built for wasi:http/proxy).
-    app: PathBuf,
-    /// Do not reload the app when its module file changes (SIGHUP and
+    /// The app: a component (`app.wasm`, built for wasi:http/proxy or
+    /// wasmhost's `app` world), a Python file (`app.py`), or `module:attr`
+    /// (`shop:app`) importable from the current directory.
+    app: String,
+    /// Do not reload a component when its file changes (SIGHUP and
     /// POST /admin/reload still reload it).
     #[arg(long)]
     no_watch: bool,
+    #[command(flatten)]
+    python: PythonArgs,
     #[command(flatten)]
     options: ServeOptions,
 }
 
 #[derive(clap::Args)]
 struct DevArgs {
-    /// The app's main module: a Python file defining `IncomingHandler` (a
-    /// plain wasi:http handler); its directory is the app's source tree.
-    app: PathBuf,
+    /// The app: a Python file (`app.py`) or `module:attr` (`shop:app`)
+    /// importable from the current directory; that directory is the app's
+    /// source tree, watched along with its `requirements.txt`.
+    app: String,
+    #[command(flatten)]
+    python: PythonArgs,
     #[command(flatten)]
     options: ServeOptions,
 }
@@ -138,24 +195,34 @@ struct ServeOptions {
     log_format: LogFormat,
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
-    let options = match &cli.command {
-        Command::Serve(args) => &args.options,
-        Command::Dev(args) => &args.options,
+/// Runs the command; on failure prints the error and its causes (no
+/// backtrace: these errors are for users) and exits with status 1.
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let log_format = match &cli.command {
+        Command::Serve(args) => args.options.log_format,
+        Command::Dev(args) => args.options.log_format,
+        Command::Build(_) => LogFormat::Text,
     };
-    let _log = init_logging(options.log_format);
+    let _log = init_logging(log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => {
-                let mode = if args.no_watch { Mode::Serve } else { Mode::ServeWatched };
-                serve(args.app, args.options, mode).await
-            }
+            Command::Serve(args) => serve(args).await,
             Command::Dev(args) => dev(args).await,
+            Command::Build(args) => build(args).await,
         }
     })
 }
@@ -186,36 +253,97 @@ enum Mode {
     /// Also reload when the module file changes.
     ServeWatched,
     /// `wasmhost dev`: the module is the dev loader; restart on changes in
-    /// the app's source directory.
-    Dev { src_dir: PathBuf },
+    /// the app's source directory, reinstall `deps` when its
+    /// `requirements.txt` changes.
+    Dev { src_dir: PathBuf, deps: wasmhost_dev::Deps },
 }
 
-/// `wasmhost dev app.py`: builds (once) the dev loader and serves the app's
+/// `wasmhost build APP`: prints the component's path.
+async fn build(args: BuildArgs) -> Result<()> {
+    let cache_dir = args.cache_dir.unwrap_or_else(CompileCache::default_dir);
+    let built = build_python(&args.app, args.python.interface.into(), cache_dir).await?;
+    let component = match args.output {
+        Some(output) => {
+            std::fs::copy(&built.component, &output)
+                .with_context(|| format!("cannot write {}", output.display()))?;
+            output
+        }
+        None => built.component,
+    };
+    println!("{}", component.display());
+    Ok(())
+}
+
+/// Builds a Python app (`app.py` or `module:attr`) off the async runtime.
+async fn build_python(app: &str, interface: Interface, cache_dir: PathBuf) -> Result<Build> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let (app_dir, target) = wasmhost_build::parse_target(app, &cwd)?;
+    let request = BuildRequest { app_dir, target, interface, cache_dir };
+    let started = std::time::Instant::now();
+    let built = tokio::task::spawn_blocking(move || wasmhost_build::build(&request))
+        .await
+        .context("the build thread panicked")??;
+    tracing::info!(
+        component = %built.component.display(),
+        cached = built.cached,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "app built"
+    );
+    Ok(built)
+}
+
+/// `wasmhost serve APP`: a component as it is, a Python app built first.
+async fn serve(args: ServeArgs) -> Result<()> {
+    let path = PathBuf::from(&args.app);
+    if path.extension().is_some_and(|ext| ext == "wasm") {
+        let name = path.file_stem().and_then(|stem| stem.to_str()).unwrap_or("app").to_owned();
+        let mode = if args.no_watch { Mode::Serve } else { Mode::ServeWatched };
+        return serve_named(&name, path, args.options, mode).await;
+    }
+    let cache_dir = args.options.cache_dir.clone().unwrap_or_else(CompileCache::default_dir);
+    let built = build_python(&args.app, args.python.interface.into(), cache_dir).await?;
+    let name = app_name(&args.app);
+    let mut options = args.options;
+    options.dirs.extend(built.guest_dirs());
+    serve_named(&name, built.component, options, Mode::Serve).await
+}
+
+/// An app's name for logs and metrics: the module of `app.py` or
+/// `module:attr`.
+fn app_name(app: &str) -> String {
+    let module = app.split(':').next().unwrap_or(app);
+    let path = std::path::Path::new(module);
+    match path.extension() {
+        Some(ext) if ext == "py" => path.file_stem().and_then(|stem| stem.to_str()).unwrap_or("app").to_owned(),
+        _ => module.to_owned(),
+    }
+}
+
+/// `wasmhost dev APP`: builds (once) the dev loader and serves the app's
 /// sources through it.
 async fn dev(args: DevArgs) -> Result<()> {
-    let main = std::path::absolute(&args.app).context("cannot resolve the app path")?;
-    anyhow::ensure!(main.is_file(), "{} is not a file; pass the app's main Python module", main.display());
-    let module = main
-        .file_stem()
-        .and_then(|stem| stem.to_str())
-        .filter(|_| main.extension().is_some_and(|ext| ext == "py"))
-        .with_context(|| format!("{} is not a Python module (.py)", main.display()))?
-        .to_owned();
-    let src_dir = main.parent().context("the app has no directory")?.to_owned();
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let (src_dir, target) = wasmhost_build::parse_target(&args.app, &cwd)?;
     let cache_dir = args.options.cache_dir.clone().unwrap_or_else(CompileCache::default_dir);
-    let loader = tokio::task::spawn_blocking(move || wasmhost_dev::build_loader(&cache_dir))
-        .await
-        .context("the loader build thread panicked")??;
+    let loader = {
+        let cache_dir = cache_dir.clone();
+        tokio::task::spawn_blocking(move || wasmhost_build::build_dev_loader(&cache_dir))
+            .await
+            .context("the loader build thread panicked")??
+    };
+    let deps = {
+        let (src_dir, cache_dir) = (src_dir.clone(), cache_dir.clone());
+        tokio::task::spawn_blocking(move || wasmhost_dev::Deps::new(&src_dir, &cache_dir))
+            .await
+            .context("the dependency install thread panicked")??
+    };
+    let interface = Interface::from(args.python.interface);
     let mut options = args.options;
     options.dirs.push((src_dir.clone(), wasmhost_dev::GUEST_APP_DIR.to_owned()));
-    options.envs.push((wasmhost_dev::MODULE_VAR.to_owned(), module.clone()));
-    serve_named(&module, loader, options, Mode::Dev { src_dir }).await
-}
-
-/// `wasmhost serve app.wasm`.
-async fn serve(app: PathBuf, options: ServeOptions, mode: Mode) -> Result<()> {
-    let name = app.file_stem().and_then(|stem| stem.to_str()).unwrap_or("app").to_owned();
-    serve_named(&name, app, options, mode).await
+    options.dirs.push((deps.dir().to_owned(), wasmhost_dev::GUEST_DEPS_DIR.to_owned()));
+    options.envs.push((wasmhost_dev::TARGET_VAR.to_owned(), target));
+    options.envs.push((wasmhost_dev::INTERFACE_VAR.to_owned(), interface.to_string()));
+    serve_named(&app_name(&args.app), loader, options, Mode::Dev { src_dir, deps }).await
 }
 
 /// Serves the component at `module` as the app `name` until shut down.
@@ -264,11 +392,11 @@ async fn serve_named(name: &str, module: PathBuf, args: ServeOptions, mode: Mode
     let _watcher = match mode {
         Mode::Serve => None,
         Mode::ServeWatched => Some(wasmhost_reload::watch(slot.clone())?),
-        Mode::Dev { src_dir } => {
+        Mode::Dev { src_dir, deps } => {
             if let Err(err) = wasmhost_dev::probe(&slot.current(), &src_dir).await {
                 tracing::warn!(app = name, "{err:#}");
             }
-            Some(wasmhost_dev::watch_sources(slot.clone(), src_dir)?)
+            Some(wasmhost_dev::watch_sources(slot.clone(), src_dir, deps)?)
         }
     };
     let router = Arc::new(Router::single(slot));

@@ -27,6 +27,7 @@ use crate::host::{GuestEnv, HostState};
 use crate::limits::Limits;
 use crate::metrics::METRICS;
 use crate::pool::{InstancePool, Rejection};
+use wasmhost_platform::{CompiledSchema, ManifestExport, PlatformCtx, RouteTable, SchemaCache};
 
 /// Largest module file accepted, in bytes.
 pub const MAX_MODULE_SIZE: u64 = 512 << 20;
@@ -55,6 +56,10 @@ pub fn read_module(path: &Path) -> Result<Vec<u8>> {
 /// Bodies declaring at most this many bytes are read before the request
 /// takes an instance.
 const BUFFERED_BODY_MAX: u64 = 1 << 20;
+
+/// Bodies up to this size are validated on the async thread that read them
+/// (microseconds); larger ones on a blocking thread.
+const INLINE_CHECK_MAX: usize = 64 << 10;
 
 /// A request body on its way to a guest.
 type GuestBody = http_body_util::combinators::UnsyncBoxBody<Bytes, wasmtime_wasi_http::Error>;
@@ -86,6 +91,9 @@ pub struct App {
     digest: String,
     spec: AppSpec,
     pre: ProxyPre<HostState>,
+    schemas: Arc<SchemaCache>,
+    /// The routes the app declared, when it exports `wasmhost:platform/manifest`.
+    routes: Option<RouteTable>,
     pool: InstancePool,
 }
 
@@ -135,6 +143,7 @@ impl App {
         let mut linker = Linker::<HostState>::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        wasmhost_platform::add_to_linker(&mut linker, HostState::platform)?;
         let pre = linker.instantiate_pre(&compiled.component).map_err(anyhow::Error::from).with_context(|| {
             format!(
                 "{} needs imports wasmhost does not provide; build it for the wasi:http/proxy world",
@@ -144,18 +153,42 @@ impl App {
         let pre = ProxyPre::new(pre).map_err(anyhow::Error::from).with_context(|| {
             format!("{} does not export wasi:http/incoming-handler", path.display())
         })?;
-        Self::with_component(Arc::from(name), compiled.digest, spec.clone(), pre).await
+        let schemas = Arc::new(SchemaCache::default());
+        Self::with_component(Arc::from(name), compiled.digest, spec.clone(), pre, schemas).await
     }
 
-    async fn with_component(name: Arc<str>, digest: String, spec: AppSpec, pre: ProxyPre<HostState>) -> Result<Self> {
-        let pool = InstancePool::new(name.clone(), pre.clone(), spec.limits.clone(), spec.env.clone()).await?;
-        Ok(Self { name, digest, spec, pre, pool })
+    async fn with_component(
+        name: Arc<str>,
+        digest: String,
+        spec: AppSpec,
+        pre: ProxyPre<HostState>,
+        schemas: Arc<SchemaCache>,
+    ) -> Result<Self> {
+        let platform = PlatformCtx::new(schemas.clone());
+        let pool = InstancePool::new(name.clone(), pre.clone(), spec.limits.clone(), spec.env.clone(), platform).await?;
+        let routes = if let Some(manifest) = ManifestExport::new(pre.instance_pre())? {
+            let (mut store, instance) = pool.spare_instance().await?;
+            let routes = manifest.routes(&mut store, &instance).await?;
+            // Compiling schemas can take a while (up to ~1 s for a
+            // pathological one): off the async threads.
+            let cache = schemas.clone();
+            let table = tokio::task::spawn_blocking(move || RouteTable::new(routes, &cache))
+                .await
+                .context("the schema compiler thread panicked")?
+                .context("the app declares an invalid route")?;
+            tracing::info!(app = %name, routes = table.len(), "routes loaded");
+            Some(table)
+        } else {
+            None
+        };
+        Ok(Self { name, digest, spec, pre, schemas, routes, pool })
     }
 
     /// A new version of the same component with a new pool: every instance
     /// starts from the component's initial state again. No compilation.
     pub async fn renew(&self) -> Result<Self> {
-        Self::with_component(self.name.clone(), self.digest.clone(), self.spec.clone(), self.pre.clone()).await
+        let (name, digest, spec) = (self.name.clone(), self.digest.clone(), self.spec.clone());
+        Self::with_component(name, digest, spec, self.pre.clone(), self.schemas.clone()).await
     }
 
     /// The app's name, used in logs.
@@ -202,9 +235,15 @@ impl App {
             return self.reject(StatusCode::BAD_REQUEST, "missing Host header");
         }
 
-        // Read small bodies before taking an instance, so a slow client
-        // never holds one while it uploads.
-        let request = match self.read_small_body(request).await {
+        // Validate declared bodies, and read small ones, before taking an
+        // instance, so neither an invalid request nor a slow client ever
+        // holds one.
+        let schema = self.routes.as_ref().and_then(|routes| routes.body_schema(request.method().as_str(), request.uri().path()));
+        let request = match schema {
+            Some(schema) => self.validate_body(request, schema).await,
+            None => self.read_small_body(request).await,
+        };
+        let request = match request {
             Ok(request) => request,
             Err(response) => return response,
         };
@@ -325,6 +364,68 @@ impl App {
         error_response(status, reason)
     }
 
+    /// Reads the whole body (within `max_body_size` and `request_timeout`)
+    /// and checks it against the route's schema: the request to pass on, or
+    /// the host's `application/problem+json` refusal.
+    async fn validate_body<B>(
+        &self,
+        request: http::Request<B>,
+        schema: &Arc<CompiledSchema>,
+    ) -> Result<http::Request<GuestBody>, AppResponse>
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let (parts, mut body) = request.into_parts();
+        let limit = self.spec.limits.max_body_size;
+        let read = async {
+            let mut bytes = Vec::new();
+            while let Some(frame) = body.frame().await {
+                let Ok(frame) = frame else { return Err(StatusCode::BAD_REQUEST) };
+                if let Some(data) = frame.data_ref() {
+                    if (bytes.len() + data.len()) as u64 > limit {
+                        return Err(StatusCode::PAYLOAD_TOO_LARGE);
+                    }
+                    bytes.extend_from_slice(data);
+                }
+            }
+            Ok(Bytes::from(bytes))
+        };
+        let bytes = match tokio::time::timeout(self.spec.limits.request_timeout, read).await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(StatusCode::PAYLOAD_TOO_LARGE)) => {
+                return Err(self.reject(StatusCode::PAYLOAD_TOO_LARGE, "request body is too large"))
+            }
+            Ok(Err(_)) => return Err(self.reject(StatusCode::BAD_REQUEST, "the request body could not be read")),
+            Err(_) => return Err(self.reject(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time")),
+        };
+        // A Content-Type that is not even ASCII is not JSON's: 415.
+        let content_type = parts.headers.get(header::CONTENT_TYPE).map(|value| value.to_str().unwrap_or("?"));
+        let checked = if bytes.len() <= INLINE_CHECK_MAX {
+            wasmhost_platform::check_body(schema, content_type, &bytes)
+        } else {
+            // Large bodies take milliseconds to seconds: off the async threads.
+            let (schema, content_type, bytes) = (schema.clone(), content_type.map(str::to_owned), bytes.clone());
+            let check = move || wasmhost_platform::check_body(&schema, content_type.as_deref(), &bytes);
+            match tokio::task::spawn_blocking(check).await {
+                Ok(checked) => checked,
+                Err(_) => return Err(self.reject(StatusCode::INTERNAL_SERVER_ERROR, "the body could not be validated")),
+            }
+        };
+        if let Err(problem) = checked {
+            let status = StatusCode::from_u16(problem.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            METRICS.rejected.with_label_values(&[&*self.name, status.as_str()]).inc();
+            let mut response = Response::new(ResponseBody { kind: Kind::Full(Some(Bytes::from(problem.to_json_bytes()))) });
+            *response.status_mut() = status;
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+            return Err(response);
+        }
+        let body = Full::new(bytes).map_err(|never| match never {}).boxed_unsync();
+        Ok(http::Request::from_parts(parts, body))
+    }
+
     /// Buffers a body that declares at most [`BUFFERED_BODY_MAX`] bytes,
     /// within `request_timeout`; other bodies stream to the guest.
     async fn read_small_body<B>(&self, request: http::Request<B>) -> Result<http::Request<GuestBody>, AppResponse>
@@ -332,7 +433,7 @@ impl App {
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
-        if !declared_length(&request).is_some_and(|len| len <= BUFFERED_BODY_MAX) {
+        if declared_length(&request).is_none_or(|len| len > BUFFERED_BODY_MAX) {
             return Ok(request.map(|body| body.map_err(Into::into).boxed_unsync()));
         }
         let (parts, body) = request.into_parts();

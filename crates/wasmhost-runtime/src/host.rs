@@ -13,6 +13,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 use crate::limits::MemoryLimiter;
+use wasmhost_platform::{PlatformCtx, PlatformView};
 
 /// Longest guest log line kept; the rest of a longer line is cut off.
 const MAX_LOG_LINE: usize = 4096;
@@ -40,6 +41,7 @@ pub struct HostState {
     http: WasiHttpCtx,
     table: ResourceTable,
     hooks: DenyOutbound,
+    platform: PlatformCtx,
     /// The store's memory accounting.
     pub limiter: MemoryLimiter,
     /// When the current request's guest time runs out.
@@ -50,8 +52,8 @@ pub struct HostState {
 
 impl HostState {
     /// Fresh state for one instance of `app`, capped at `memory_limit`
-    /// bytes, seeing what `env` grants.
-    pub fn new(app: &Arc<str>, memory_limit: usize, env: &GuestEnv) -> anyhow::Result<Self> {
+    /// bytes, seeing what `env` grants, with the app's `platform` services.
+    pub fn new(app: &Arc<str>, memory_limit: usize, env: &GuestEnv, platform: PlatformCtx) -> anyhow::Result<Self> {
         let request = RequestTag::default();
         let mut wasi = WasiCtx::builder();
         wasi.stdout(GuestLog { app: app.clone(), stream: "stdout", request: request.clone() })
@@ -68,6 +70,7 @@ impl HostState {
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             hooks: DenyOutbound,
+            platform,
             limiter: MemoryLimiter::new(memory_limit),
             deadline: Instant::now(),
             request,
@@ -83,6 +86,13 @@ pub struct GuestEnv {
     pub vars: Vec<(String, String)>,
     /// Directories the guest may read, as `(host path, guest path)`.
     pub dirs: Vec<(std::path::PathBuf, String)>,
+}
+
+impl HostState {
+    /// What the `wasmhost:platform` imports see of the store.
+    pub fn platform(&mut self) -> PlatformView<'_> {
+        PlatformView { ctx: &self.platform, table: &mut self.table }
+    }
 }
 
 impl WasiView for HostState {

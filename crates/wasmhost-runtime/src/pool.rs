@@ -27,6 +27,7 @@ use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
 
 use crate::host::{GuestEnv, HostState};
+use wasmhost_platform::PlatformCtx;
 use crate::limits::{Isolation, Limits};
 use crate::metrics::METRICS;
 
@@ -64,6 +65,7 @@ pub struct InstancePool {
 struct Shared {
     app: Arc<str>,
     env: GuestEnv,
+    platform: PlatformCtx,
     pre: ProxyPre<HostState>,
     limits: Limits,
     permits: Arc<Semaphore>,
@@ -88,10 +90,17 @@ impl InstancePool {
     ///
     /// Fails if an instance cannot be created, which also proves the
     /// component instantiates under the app's limits.
-    pub async fn new(app: Arc<str>, pre: ProxyPre<HostState>, limits: Limits, env: GuestEnv) -> Result<Self> {
+    pub async fn new(
+        app: Arc<str>,
+        pre: ProxyPre<HostState>,
+        limits: Limits,
+        env: GuestEnv,
+        platform: PlatformCtx,
+    ) -> Result<Self> {
         let shared = Arc::new(Shared {
             app,
             env,
+            platform,
             pre,
             permits: Arc::new(Semaphore::new(limits.max_instances)),
             waiting: AtomicUsize::new(0),
@@ -108,6 +117,15 @@ impl InstancePool {
         shared.fill().await?;
         tokio::spawn(refill_task(Arc::downgrade(&shared), shared.refill.clone()));
         Ok(Self { shared })
+    }
+
+    /// One more instance, outside the pool and its admission, under the
+    /// app's limits: for calls other than requests, such as reading the
+    /// app's manifest.
+    pub async fn spare_instance(&self) -> Result<(Store<HostState>, wasmtime::component::Instance)> {
+        let mut store = self.shared.new_store()?;
+        let instance = self.shared.pre.instance_pre().instantiate_async(&mut store).await?;
+        Ok((store, instance))
     }
 
     /// Waits for an instance, in FIFO order, within the app's queue limits.
@@ -170,8 +188,19 @@ impl InstancePool {
 impl Shared {
     async fn instantiate(&self) -> Result<Instance> {
         let started = Instant::now();
+        let mut store = self.new_store()?;
+        let proxy = self.pre.instantiate_async(&mut store).await?;
+        METRICS.instantiation.with_label_values(&[&*self.app]).observe(started.elapsed().as_secs_f64());
+        let quota = self.limits.max_requests_per_instance.max(1);
+        let jitter = quota / 10;
+        let retire_after = quota - jitter + rand::rng().random_range(0..=2 * jitter);
+        Ok(Instance { store, proxy, served: 0, retire_after: retire_after.max(1) })
+    }
+
+    /// A store under the app's limits, with `request_timeout` to run in.
+    fn new_store(&self) -> Result<Store<HostState>> {
         let engine = self.pre.engine();
-        let state = HostState::new(&self.app, self.limits.memory_limit, &self.env)?;
+        let state = HostState::new(&self.app, self.limits.memory_limit, &self.env, self.platform.clone())?;
         let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.limiter);
         store.epoch_deadline_callback(|ctx| {
@@ -183,12 +212,7 @@ impl Shared {
         });
         store.set_epoch_deadline(1);
         store.data_mut().deadline = Instant::now() + self.limits.request_timeout;
-        let proxy = self.pre.instantiate_async(&mut store).await?;
-        METRICS.instantiation.with_label_values(&[&*self.app]).observe(started.elapsed().as_secs_f64());
-        let quota = self.limits.max_requests_per_instance.max(1);
-        let jitter = quota / 10;
-        let retire_after = quota - jitter + rand::rng().random_range(0..=2 * jitter);
-        Ok(Instance { store, proxy, served: 0, retire_after: retire_after.max(1) })
+        Ok(store)
     }
 
     fn pop_ready(&self) -> Option<Instance> {

@@ -1,0 +1,213 @@
+"""wasi-http transport: reading requests and writing responses.
+
+The only SDK module (with `_entry`) that touches the wasi-http bindings;
+everything else works on plain Python values. Follows the component
+model's ownership rules: child resources (header fields, body streams) are
+released before their parents.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+
+from componentize_py_types import Err, Ok
+from wit_world.imports.streams import OutputStream, StreamError_Closed
+from wit_world.imports.types import (
+    Fields,
+    IncomingBody,
+    IncomingRequest,
+    Method_Other,
+    OutgoingBody,
+    OutgoingResponse,
+    ResponseOutparam,
+    Scheme_Http,
+    Scheme_Https,
+    Scheme_Other,
+)
+
+READ_SIZE = 64 * 1024
+"""Largest read requested from the request body stream at once."""
+
+FORBIDDEN_HEADERS = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "http2-settings",
+        "te",
+        "trailer",
+    }
+)
+"""Hop-by-hop headers: the host refuses (or frames) these itself, so they are
+dropped from responses."""
+
+NO_BODY_STATUSES = frozenset({204, 304})
+
+
+class RequestHead:
+    """The parts of an `IncomingRequest` read up front (headers on demand)."""
+
+    __slots__ = ("method", "target", "scheme", "authority", "_request", "_headers")
+
+    def __init__(self, request: IncomingRequest) -> None:
+        self._request = request
+        self._headers: list[tuple[str, str]] | None = None
+        value = request.method()
+        if isinstance(value, Method_Other):
+            self.method: str = value.value.upper()
+        else:
+            self.method = type(value).__name__.removeprefix("Method_").upper()
+        self.target: str = request.path_with_query() or "/"
+        scheme = request.scheme()
+        if isinstance(scheme, Scheme_Https):
+            self.scheme: str = "https"
+        elif isinstance(scheme, Scheme_Other):
+            self.scheme = scheme.value
+        else:
+            self.scheme = "http"
+        self.authority: str | None = request.authority()
+
+    def headers(self) -> list[tuple[str, str]]:
+        """The request's header fields as ``(name, value)`` pairs (values
+        decoded as latin-1); read from the host on first call."""
+        if self._headers is None:
+            with self._request.headers() as fields:
+                entries = fields.entries()
+            self._headers = [(name, bytes(value).decode("latin-1")) for name, value in entries]
+        return self._headers
+
+    def header(self, name: str) -> str | None:
+        """The first value of header `name` (lower case), or None."""
+        with self._request.headers() as fields:
+            values = fields.get(name)
+        return bytes(values[0]).decode("latin-1") if values else None
+
+
+def read_body(request: IncomingRequest) -> bytes:
+    """Read the whole request body (call at most once per request)."""
+    body = request.consume()
+    chunks = []
+    with body.stream() as source:
+        while True:
+            try:
+                chunks.append(source.blocking_read(READ_SIZE))
+            except Err as err:
+                if isinstance(err.value, StreamError_Closed):
+                    break
+                raise
+    IncomingBody.finish(body)
+    return b"".join(chunks)
+
+
+def _pairs(headers: Iterable[tuple[str, str]]) -> list[tuple[str, bytes]]:
+    return [
+        (name.lower(), value.encode("latin-1") if isinstance(value, str) else bytes(value))
+        for name, value in headers
+        if name.lower() not in FORBIDDEN_HEADERS
+    ]
+
+
+class Sender:
+    """Sends one response through a `ResponseOutparam`.
+
+    `started` turns true once the head has been handed to the host; after
+    that an error can only cut the body short.
+    """
+
+    def __init__(self, response_out: ResponseOutparam) -> None:
+        self.response_out = response_out
+        self.started = False
+
+    def send(
+        self,
+        status: int,
+        headers: Iterable[tuple[str, str]],
+        body: bytes = b"",
+        chunks: Iterable[bytes] | None = None,
+        head_only: bool = False,
+    ) -> None:
+        """Send the response: `body`, or the `chunks` (pulled one at a time,
+        each flushed before the next). Adds ``content-length`` for a
+        complete `body` unless given.
+
+        No body is written for 1xx/204/304 (``content-length`` is dropped)
+        or with `head_only` (a HEAD request: ``content-length`` is kept as
+        for GET; the host's complaint that no body matches it is ignored,
+        as the HTTP server never sends a HEAD response's body anyway).
+        """
+        pairs = _pairs(headers)
+        no_body = head_only or status in NO_BODY_STATUSES or status < 200
+        if status in NO_BODY_STATUSES or status < 200:
+            pairs = [(n, v) for n, v in pairs if n != "content-length"]
+        elif chunks is None and not any(name == "content-length" for name, _ in pairs):
+            pairs.append(("content-length", str(len(body)).encode()))
+        fields = Fields.from_list(pairs)
+        response = OutgoingResponse(fields)
+        response.set_status_code(status)
+        outgoing = response.body()
+        ResponseOutparam.set(self.response_out, Ok(response))
+        self.started = True
+        try:
+            if not no_body:
+                with outgoing.write() as sink:
+                    if chunks is None:
+                        _write_all(sink, body)
+                    else:
+                        for chunk in chunks:
+                            _write_all(sink, chunk)
+        except BaseException:
+            _close_chunks(chunks)
+            outgoing.__exit__(None, None, None)  # dropped unfinished: the host aborts the body
+            raise
+        _close_chunks(chunks)
+        try:
+            OutgoingBody.finish(outgoing, None)
+        except Err:
+            if not head_only:
+                raise
+
+    def send_error(self, status: int, text: str) -> bool:
+        """Send a small text/plain response unless one was started already;
+        whether it was sent."""
+        if self.started:
+            return False
+        data = text.encode("utf-8")
+        self.send(status, [("content-type", "text/plain; charset=utf-8")], data)
+        return True
+
+
+def _close_chunks(chunks: Iterable[bytes] | None) -> None:
+    close = getattr(chunks, "close", None)
+    if close is not None:
+        close()
+
+
+def _write_all(sink: OutputStream, data: bytes) -> None:
+    """Write all of `data` within the stream's write permits, then flush."""
+    offset = 0
+    size = len(data)
+    while offset < size:
+        permit = sink.check_write()
+        if permit == 0:
+            with sink.subscribe() as ready:
+                ready.block()
+            continue
+        end = min(size, offset + permit)
+        sink.write(data if offset == 0 and end == size else data[offset:end])
+        offset = end
+    sink.blocking_flush()
+
+
+def log(message: str) -> None:
+    """A line on stderr (the host's log for this app)."""
+    try:
+        sys.stderr.write(message.rstrip("\n") + "\n")
+        sys.stderr.flush()
+    except Exception:  # noqa: BLE001, S110 - logging must not fail a request
+        pass

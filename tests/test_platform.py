@@ -1,0 +1,172 @@
+"""The host's JSON and JSON-Schema imports, called from a real SDK guest
+(tests/apps/platform), and route-level validation before the guest runs.
+
+Every hostile input must come back as data (an error the guest can show),
+never as a trap, and the server must keep serving.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from wasmhost_testing import ROOT, BackgroundRequest, Server
+
+APP = ROOT / "tests" / "apps" / "platform" / "app.py"
+JSON = {"content-type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def server(wasmhost_bin):
+    """The platform test app with one instance, so a request that took an
+    instance is visible to the next one."""
+    with Server(wasmhost_bin, APP, ["--max-instances", "1", "--request-timeout", "10s"], start_timeout=600) as server:
+        yield server
+
+
+def call(server: Server, path: str, body: bytes | str, headers=JSON) -> dict:
+    data = body.encode() if isinstance(body, str) else body
+    status, _, answer = server.request("POST", path, body=data, headers=headers)
+    assert status == 200, answer
+    return json.loads(answer)
+
+
+def test_check_accepts_json_and_locates_errors(server):
+    assert call(server, "/json/check", '{"a": [1, 2, {"b": null}]}') == {"ok": True}
+    bad = call(server, "/json/check", '{\n  "a": [1, 2,\n  }')
+    assert bad["ok"] is False and "syntax" in bad["kind"].lower()
+    assert bad["line"] == 3 and bad["column"] > 0, bad
+
+
+@pytest.mark.parametrize(
+    "document, kind",
+    [
+        pytest.param(b'"\xff\xfe"', "syntax", id="invalid-utf8"),
+        pytest.param(b"{} {}", "syntax", id="trailing-data"),
+        pytest.param(b"", "syntax", id="empty"),
+        pytest.param(b"[" * 100_000, "deep", id="100k-deep-array"),
+        pytest.param(b'{"a":' * 100_000, "deep", id="100k-deep-object"),
+    ],
+)
+def test_hostile_documents_are_errors_not_traps(server, document, kind):
+    result = call(server, "/json/check", document)
+    assert result["ok"] is False and kind in result["kind"].lower(), result
+    assert call(server, "/json/check", "[]") == {"ok": True}, "the instance still serves"
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "1" * 400, "0." + "1" * 400])
+def test_huge_numbers_never_crash(server, number):
+    result = call(server, "/json/check", f"[{number}]")
+    assert set(result) >= {"ok"}
+    assert call(server, "/json/check", "[]") == {"ok": True}
+
+
+def test_minify_keeps_or_sorts_keys(server):
+    document = '{ "b" : 1,\n "a" : [ 1 , 2 ] , "c": {"z": "x y", "y": null} }'
+    status, _, out = server.request("POST", "/json/minify", body=document.encode(), headers=JSON)
+    assert status == 200 and out == b'{"b":1,"a":[1,2],"c":{"z":"x y","y":null}}'
+    status, _, out = server.request("POST", "/json/minify?sort=1", body=document.encode(), headers=JSON)
+    assert status == 200 and out == b'{"a":[1,2],"b":1,"c":{"y":null,"z":"x y"}}'
+
+
+def test_extract_by_pointer(server):
+    document = json.dumps({"a": {"b/c": [10, {"d": "e"}], "m~n": True}, "": 0})
+    result = call(server, "/json/extract?p=/a/b~1c/1&p=/a/m~0n&p=/missing&p=/a/b~1c/9&p=/", document)
+    assert result == {"ok": True, "values": ['{"d":"e"}', "true", None, None, "0"]}
+    bad = call(server, "/json/extract?p=no-slash", document)
+    assert bad["ok"] is False and "pointer" in bad["kind"].lower(), bad
+
+
+@pytest.mark.parametrize(
+    "schema, words",
+    [
+        pytest.param('{"type": 12}', ["type"], id="invalid-keyword"),
+        pytest.param("{not json", [], id="malformed"),
+        pytest.param('{"$ref": "https://example.com/schema.json"}', [], id="remote-ref"),
+        pytest.param('{"items":' * 100_000, [], id="100k-deep"),
+    ],
+)
+def test_bad_schemas_are_refused_with_a_reason(server, schema, words):
+    result = call(server, "/schema/compile", schema)
+    assert result["ok"] is False and result["message"], result
+    for word in words:
+        assert word in result["message"]
+    assert call(server, "/schema/compile", '{"type": "object"}') == {"ok": True}
+
+
+def test_validation_lists_every_error(server):
+    result = call(server, "/schema/validate/order", '{"sku": "bad", "qty": 0, "extra": 1}')
+    paths = sorted(error["instance_path"] for error in result["errors"])
+    assert result["ok"] and paths == ["", "/qty", "/sku"], result
+    assert call(server, "/schema/validate/order", '{"sku": "ABC-123", "qty": 2}') == {"ok": True, "errors": []}
+
+
+def test_recursive_schema_validates_nested_documents(server):
+    document = '{"children": [' * 60 + "{}" + "]}" * 60  # 120 levels, within the 128 limit
+    assert call(server, "/schema/validate/tree", document) == {"ok": True, "errors": []}
+    invalid = '{"children": [' * 50 + '{"children": 1}' + "]}" * 50
+    result = call(server, "/schema/validate/tree", invalid)
+    assert len(result["errors"]) == 1 and result["errors"][0]["instance_path"].endswith("/children"), result
+
+
+def test_catastrophic_regex_finishes(server):
+    started = time.monotonic()
+    result = call(server, "/schema/validate/evil-regex", json.dumps("a" * 5000 + "!"))
+    assert len(result["errors"]) == 1, result
+    # A backtracking engine would take longer than the universe; the 10 s
+    # request timeout would turn that into a 504, not a 200.
+    assert time.monotonic() - started < 10
+
+
+ORDER_OK = '{"sku": "ABC-123", "qty": 2}'
+
+
+def reached(server: Server) -> int:
+    status, _, body = server.request("GET", "/count")
+    assert status == 200
+    return json.loads(body)["orders"]
+
+
+def test_route_validation_happens_before_python(server):
+    before = reached(server)
+    status, headers, body = server.request("POST", "/orders", body=ORDER_OK.encode(), headers=JSON)
+    assert status == 201 and json.loads(body) == {"sku": "ABC-123", "qty": 2}
+
+    status, headers, body = server.request("POST", "/orders", body=b'{"sku": "ABC-123",', headers=JSON)
+    assert status == 400 and headers["content-type"] == "application/problem+json"
+    problem = json.loads(body)
+    assert problem["status"] == 400 and problem["title"] and "line 1" in problem["detail"], problem
+
+    status, headers, body = server.request("POST", "/orders", body=b'{"sku": "abc", "qty": 0}', headers=JSON)
+    assert status == 422 and headers["content-type"] == "application/problem+json"
+    problem = json.loads(body)
+    assert problem["status"] == 422
+    assert sorted(e["instancePath"] for e in problem["errors"]) == ["/qty", "/sku"], problem
+    assert all(e["schemaPath"] and e["message"] for e in problem["errors"]), problem
+
+    status, _, body = server.request("POST", "/orders", body=ORDER_OK.encode(), headers={"content-type": "text/plain"})
+    assert status == 415, body
+    assert reached(server) == before + 1, "only the valid order reached Python"
+
+
+def test_invalid_bodies_never_wait_for_an_instance(server):
+    """With the only instance busy for 3 s, an invalid order is refused at
+    once: it never queues for an instance."""
+    slow = BackgroundRequest(server, "GET", "/slow?ms=3000")
+    time.sleep(0.5)
+    assert not slow.done()
+    started = time.monotonic()
+    status, _, _ = server.request("POST", "/orders", body=b'{"qty": "x"}', headers=JSON)
+    elapsed = time.monotonic() - started
+    assert status == 422 and elapsed < 1.5, elapsed
+    assert slow.join(10)[0] == 200
+
+
+def test_unhandled_exception_is_a_500_from_the_sdk(server):
+    status, _, body = server.request("GET", "/boom")
+    assert status == 500
+    assert b"boom" not in body, "the traceback goes to the log, not the client"
+    assert "boom: an unhandled exception" in server.log()
+    assert reached(server) >= 0, "the instance keeps serving"
