@@ -114,3 +114,18 @@ def test_dev_loop_for_a_wsgi_app(wasmhost_bin, tmp_path):
             pytest.fail(f"the edit was not served within 5 s; log:\n{server.log()[-3000:]}")
         status, _, body = server.request("GET", "/")
         assert status == 200 and b"Edited Product" in body, "templates are read from the source tree"
+
+
+def test_multi_tenant_example_config(wasmhost_bin):
+    """examples/multi-tenant/wasmhost.toml: the three examples in one
+    process, by prefix and by Host."""
+    config = EXAMPLES / "multi-tenant" / "wasmhost.toml"
+    with Server(wasmhost_bin, "", config=config, start_timeout=START) as server:
+        assert server.request("GET", "/")[2] == b"Hello from wasmhost!\n"
+        order = (EXAMPLES / "orders-api" / "order.json").read_bytes()
+        status, _, body = server.request("POST", "/orders", body=order, headers={"content-type": "application/json"})
+        assert status == 201, body
+        status, headers, body = server.request("GET", "/", headers={"host": "shop.localhost"})
+        assert status == 200 and headers["content-type"].startswith("text/html")
+        status, _, body = server.admin_request("GET", "/apps")
+        assert {app["name"] for app in json.loads(body)["apps"]} == {"hello", "orders", "shop"}

@@ -120,11 +120,13 @@ class Server:
         start_timeout: float = START_TIMEOUT,
         subcommand: str = "serve",
         cwd: Path | None = None,
+        config: Path | None = None,
     ) -> None:
         self.subcommand = subcommand
         self.binary = Path(binary)
         self.app = app
         self.cwd = cwd
+        self.config = config
         self.args = list(args)
         self.cache_dir = cache_dir
         self.start_timeout = start_timeout
@@ -140,7 +142,8 @@ class Server:
 
     def command(self) -> list[str]:
         """The command line the server runs with."""
-        command = [str(self.binary), self.subcommand, str(self.app), "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"]
+        target = ["--config", str(self.config)] if self.config is not None else [str(self.app)]
+        command = [str(self.binary), self.subcommand, *target, "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"]
         if self.cache_dir is not None:
             command += ["--cache-dir", str(self.cache_dir)]
         return command + self.args

@@ -14,7 +14,8 @@ use wasmhost_build::{Build, BuildRequest, Interface};
 use wasmhost_runtime::engine::build_engine;
 use wasmhost_reload::AppSlot;
 use wasmhost_runtime::{AppSpec, CompileCache, EngineOptions, EpochTicker, GuestEnv, Isolation, Limits};
-use wasmhost_server::{serve_admin, AdminState, Router, ServerOptions};
+use wasmhost_config::{AppSource, Config};
+use wasmhost_server::{serve_admin, AdminState, Route, Router, ServerOptions};
 
 #[derive(Parser)]
 #[command(name = "wasmhost", version, about = "Serve wasi:http WebAssembly components")]
@@ -100,7 +101,13 @@ struct ServeArgs {
     /// The app: a component (`app.wasm`, built for wasi:http/proxy or
     /// wasmhost's `app` world), a Python file (`app.py`), or `module:attr`
     /// (`shop:app`) importable from the current directory.
-    app: String,
+    #[arg(required_unless_present = "config", conflicts_with = "config")]
+    app: Option<String>,
+    /// Serve the apps a config file lists (routing, per-app limits); see
+    /// README.md. `--addr`, `--admin-addr`, `--no-admin` and the cache
+    /// flags given here override the file's.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Do not reload a component when its file changes (SIGHUP and
     /// POST /admin/reload still reload it).
     #[arg(long)]
@@ -198,7 +205,22 @@ struct ServeOptions {
 /// Runs the command; on failure prints the error and its causes (no
 /// backtrace: these errors are for users) and exits with status 1.
 fn main() -> std::process::ExitCode {
-    match run(Cli::parse()) {
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(err) => err.exit(),
+    };
+    // The serve flags given on the command line, as opposed to defaults.
+    let explicit: Vec<&str> = matches
+        .subcommand_matches("serve")
+        .map(|serve| {
+            ["addr", "admin_addr"]
+                .into_iter()
+                .filter(|id| serve.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
+                .collect()
+        })
+        .unwrap_or_default();
+    match execute(cli, &explicit) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -207,7 +229,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn execute(cli: Cli, explicit: &[&str]) -> Result<()> {
     let log_format = match &cli.command {
         Command::Serve(args) => args.options.log_format,
         Command::Dev(args) => args.options.log_format,
@@ -220,7 +242,7 @@ fn run(cli: Cli) -> Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve(args).await,
+            Command::Serve(args) => serve(args, explicit).await,
             Command::Dev(args) => dev(args).await,
             Command::Build(args) => build(args).await,
         }
@@ -246,7 +268,7 @@ fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuar
     guard
 }
 
-/// How `serve` keeps the app current.
+/// How `serve` keeps an app current.
 enum Mode {
     /// Reload on SIGHUP and POST /admin/reload only.
     Serve,
@@ -261,7 +283,7 @@ enum Mode {
 /// `wasmhost build APP`: prints the component's path.
 async fn build(args: BuildArgs) -> Result<()> {
     let cache_dir = args.cache_dir.unwrap_or_else(CompileCache::default_dir);
-    let built = build_python(&args.app, args.python.interface.into(), cache_dir).await?;
+    let built = build_python(&args.app, args.python.interface.into(), &current_dir()?, cache_dir).await?;
     let component = match args.output {
         Some(output) => {
             std::fs::copy(&built.component, &output)
@@ -274,10 +296,10 @@ async fn build(args: BuildArgs) -> Result<()> {
     Ok(())
 }
 
-/// Builds a Python app (`app.py` or `module:attr`) off the async runtime.
-async fn build_python(app: &str, interface: Interface, cache_dir: PathBuf) -> Result<Build> {
-    let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let (app_dir, target) = wasmhost_build::parse_target(app, &cwd)?;
+/// Builds a Python app (`app.py` or `module:attr`, relative to `cwd`) off
+/// the async runtime.
+async fn build_python(app: &str, interface: Interface, cwd: &std::path::Path, cache_dir: PathBuf) -> Result<Build> {
+    let (app_dir, target) = wasmhost_build::parse_target(app, cwd)?;
     let request = BuildRequest { app_dir, target, interface, cache_dir };
     let started = std::time::Instant::now();
     let built = tokio::task::spawn_blocking(move || wasmhost_build::build(&request))
@@ -292,20 +314,40 @@ async fn build_python(app: &str, interface: Interface, cache_dir: PathBuf) -> Re
     Ok(built)
 }
 
-/// `wasmhost serve APP`: a component as it is, a Python app built first.
-async fn serve(args: ServeArgs) -> Result<()> {
-    let path = PathBuf::from(&args.app);
+/// `wasmhost serve APP` (a component as it is, a Python app built first)
+/// or `wasmhost serve --config FILE`.
+async fn serve(args: ServeArgs, explicit: &[&str]) -> Result<()> {
+    let Some(app) = args.app else {
+        let config = args.config.context("pass an app or --config FILE")?;
+        let options = args.options;
+        let mut plan = Plan::from_config(&config, options.cache_dir.clone(), options.no_cache).await?;
+        // Listener flags given on the command line win over the file.
+        if explicit.contains(&"addr") {
+            plan.addr = options.addr;
+        }
+        if explicit.contains(&"admin_addr") {
+            plan.admin_addr = Some(options.admin_addr);
+        }
+        if options.no_admin {
+            plan.admin_addr = None;
+        }
+        return run(plan).await;
+    };
+    let path = PathBuf::from(&app);
     if path.extension().is_some_and(|ext| ext == "wasm") {
         let name = path.file_stem().and_then(|stem| stem.to_str()).unwrap_or("app").to_owned();
         let mode = if args.no_watch { Mode::Serve } else { Mode::ServeWatched };
-        return serve_named(&name, path, args.options, mode).await;
+        return run(Plan::single(&name, path, args.options, mode)?).await;
     }
     let cache_dir = args.options.cache_dir.clone().unwrap_or_else(CompileCache::default_dir);
-    let built = build_python(&args.app, args.python.interface.into(), cache_dir).await?;
-    let name = app_name(&args.app);
+    let built = build_python(&app, args.python.interface.into(), &current_dir()?, cache_dir).await?;
     let mut options = args.options;
     options.dirs.extend(built.guest_dirs());
-    serve_named(&name, built.component, options, Mode::Serve).await
+    run(Plan::single(&app_name(&app), built.component, options, Mode::Serve)?).await
+}
+
+fn current_dir() -> Result<PathBuf> {
+    std::env::current_dir().context("cannot read the current directory")
 }
 
 /// An app's name for logs and metrics: the module of `app.py` or
@@ -322,8 +364,7 @@ fn app_name(app: &str) -> String {
 /// `wasmhost dev APP`: builds (once) the dev loader and serves the app's
 /// sources through it.
 async fn dev(args: DevArgs) -> Result<()> {
-    let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let (src_dir, target) = wasmhost_build::parse_target(&args.app, &cwd)?;
+    let (src_dir, target) = wasmhost_build::parse_target(&args.app, &current_dir()?)?;
     let cache_dir = args.options.cache_dir.clone().unwrap_or_else(CompileCache::default_dir);
     let loader = {
         let cache_dir = cache_dir.clone();
@@ -343,87 +384,163 @@ async fn dev(args: DevArgs) -> Result<()> {
     options.dirs.push((deps.dir().to_owned(), wasmhost_dev::GUEST_DEPS_DIR.to_owned()));
     options.envs.push((wasmhost_dev::TARGET_VAR.to_owned(), target));
     options.envs.push((wasmhost_dev::INTERFACE_VAR.to_owned(), interface.to_string()));
-    serve_named(&app_name(&args.app), loader, options, Mode::Dev { src_dir, deps }).await
+    run(Plan::single(&app_name(&args.app), loader, options, Mode::Dev { src_dir, deps })?).await
 }
 
-/// Serves the component at `module` as the app `name` until shut down.
-async fn serve_named(name: &str, module: PathBuf, args: ServeOptions, mode: Mode) -> Result<()> {
-    let limits = Limits {
-        isolation: match args.isolation {
-            IsolationArg::Reuse => Isolation::Reuse,
-            IsolationArg::Fresh => Isolation::Fresh,
-        },
-        max_instances: args.max_instances.max(1),
-        min_instances: args.min_instances,
-        max_queue: args.max_queue,
-        queue_timeout: args.queue_timeout,
-        request_timeout: args.request_timeout,
-        memory_limit: to_usize(args.memory_limit, "--memory-limit")?,
-        recycle_memory: to_usize(args.recycle_memory, "--recycle-memory")?,
-        max_requests_per_instance: args.max_requests_per_instance,
-        max_body_size: args.max_body_size.as_u64(),
-    };
-    let server = ServerOptions {
-        max_connections: args.max_connections.max(1),
-        header_read_timeout: args.header_read_timeout,
-        max_header_size: to_usize(args.max_header_size, "--max-header-size")?,
-        drain_timeout: args.drain_timeout,
-    };
-    let cache = match (args.no_cache, args.cache_dir) {
+/// What a `serve` or `dev` process runs: its listeners and its apps.
+struct Plan {
+    addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
+    server: ServerOptions,
+    cache: CompileCache,
+    apps: Vec<PlannedApp>,
+}
+
+/// One app of a [`Plan`].
+struct PlannedApp {
+    spec: AppSpec,
+    route: Route,
+    mode: Mode,
+}
+
+impl Plan {
+    /// The plan for one app named `name` running `module`, from the
+    /// command-line flags.
+    fn single(name: &str, module: PathBuf, args: ServeOptions, mode: Mode) -> Result<Self> {
+        let limits = Limits {
+            isolation: match args.isolation {
+                IsolationArg::Reuse => Isolation::Reuse,
+                IsolationArg::Fresh => Isolation::Fresh,
+            },
+            max_instances: args.max_instances.max(1),
+            min_instances: args.min_instances,
+            max_queue: args.max_queue,
+            queue_timeout: args.queue_timeout,
+            request_timeout: args.request_timeout,
+            memory_limit: to_usize(args.memory_limit, "--memory-limit")?,
+            recycle_memory: to_usize(args.recycle_memory, "--recycle-memory")?,
+            max_requests_per_instance: args.max_requests_per_instance,
+            max_body_size: args.max_body_size.as_u64(),
+        };
+        let server = ServerOptions {
+            max_connections: args.max_connections.max(1),
+            header_read_timeout: args.header_read_timeout,
+            max_header_size: to_usize(args.max_header_size, "--max-header-size")?,
+            drain_timeout: args.drain_timeout,
+        };
+        let env = GuestEnv { vars: args.envs, dirs: args.dirs };
+        let spec = AppSpec { name: name.to_owned(), module, limits, env };
+        Ok(Self {
+            addr: args.addr,
+            admin_addr: (!args.no_admin).then_some(args.admin_addr),
+            server,
+            cache: compile_cache(args.no_cache, args.cache_dir),
+            apps: vec![PlannedApp { spec, route: Route::default(), mode }],
+        })
+    }
+
+    /// The plan a config file describes; Python apps are built first.
+    async fn from_config(path: &std::path::Path, cache_dir: Option<PathBuf>, no_cache: bool) -> Result<Self> {
+        let config = Config::load(path)?;
+        let build_cache = cache_dir.clone().unwrap_or_else(CompileCache::default_dir);
+        let mut apps = Vec::new();
+        for app in config.apps {
+            let mut env = app.env;
+            let (module, mode) = match app.source {
+                AppSource::Wasm(module) => (module, if app.watch { Mode::ServeWatched } else { Mode::Serve }),
+                AppSource::Python { dir, target, interface } => {
+                    let built = build_python(&target, interface, &dir, build_cache.clone())
+                        .await
+                        .with_context(|| format!("cannot build app `{}`", app.name))?;
+                    env.dirs.extend(built.guest_dirs());
+                    (built.component, Mode::Serve)
+                }
+            };
+            let spec = AppSpec { name: app.name, module, limits: app.limits, env };
+            apps.push(PlannedApp { spec, route: app.route, mode });
+        }
+        Ok(Self {
+            addr: config.server.addr,
+            admin_addr: config.server.admin_addr,
+            server: config.server.options,
+            cache: compile_cache(no_cache, cache_dir),
+            apps,
+        })
+    }
+}
+
+fn compile_cache(no_cache: bool, cache_dir: Option<PathBuf>) -> CompileCache {
+    match (no_cache, cache_dir) {
         (true, _) => CompileCache::disabled(),
         (false, Some(dir)) => CompileCache::new(dir),
         (false, None) => CompileCache::new(CompileCache::default_dir()),
-    };
+    }
+}
+
+/// Serves the apps of `plan` until shut down.
+async fn run(plan: Plan) -> Result<()> {
+    // Busy instances, ready ones and one spare for pre-instantiation, twice
+    // over (during a reload the old and new versions overlap), per app.
+    let max_instances: usize = plan
+        .apps
+        .iter()
+        .map(|app| 2 * (app.spec.limits.max_instances + app.spec.limits.min_instances + 1))
+        .sum();
     let engine = build_engine(&EngineOptions {
-        // Busy instances, ready ones and one spare for pre-instantiation,
-        // twice over: during a reload the old and new versions overlap.
-        max_instances: 2 * (limits.max_instances + limits.min_instances + 1) as u32,
-        max_memory_bytes: limits.memory_limit,
+        max_instances: u32::try_from(max_instances).context("too many instances in all")?,
+        max_memory_bytes: plan.apps.iter().map(|app| app.spec.limits.memory_limit).max().unwrap_or(0),
         keep_resident_bytes: 16 << 20,
-        cache_dir: cache.dir().map(Into::into),
+        cache_dir: plan.cache.dir().map(Into::into),
     })?;
     let _ticker = EpochTicker::start(&engine)?;
 
-    let env = GuestEnv { vars: args.envs, dirs: args.dirs };
-    let spec = AppSpec { name: name.to_owned(), module: module.clone(), limits, env };
-    let slot = AppSlot::load(&engine, &cache, spec)
-        .await
-        .with_context(|| format!("cannot serve {}", module.display()))?;
-    let _watcher = match mode {
-        Mode::Serve => None,
-        Mode::ServeWatched => Some(wasmhost_reload::watch(slot.clone())?),
-        Mode::Dev { src_dir, deps } => {
-            if let Err(err) = wasmhost_dev::probe(&slot.current(), &src_dir).await {
-                tracing::warn!(app = name, "{err:#}");
+    let mut routes = Vec::new();
+    let mut watchers = Vec::new();
+    for app in plan.apps {
+        let (name, module) = (app.spec.name.clone(), app.spec.module.clone());
+        let slot = AppSlot::load(&engine, &plan.cache, app.spec)
+            .await
+            .with_context(|| format!("cannot serve {} (app `{name}`)", module.display()))?;
+        match app.mode {
+            Mode::Serve => {}
+            Mode::ServeWatched => watchers.push(wasmhost_reload::watch(slot.clone())?),
+            Mode::Dev { src_dir, deps } => {
+                if let Err(err) = wasmhost_dev::probe(&slot.current(), &src_dir).await {
+                    tracing::warn!(app = %name, "{err:#}");
+                }
+                watchers.push(wasmhost_dev::watch_sources(slot.clone(), src_dir, deps)?);
             }
-            Some(wasmhost_dev::watch_sources(slot.clone(), src_dir, deps)?)
         }
-    };
-    let router = Arc::new(Router::single(slot));
+        routes.push((app.route, slot));
+    }
+    let router = Arc::new(Router::new(routes)?);
     tokio::spawn(reload_on_sighup(router.clone()));
 
     let draining = Arc::new(AtomicBool::new(false));
-    if !args.no_admin {
-        let admin = tokio::net::TcpListener::bind(args.admin_addr).await.with_context(|| {
-            format!("cannot listen on {} for the admin API; pick another --admin-addr or pass --no-admin", args.admin_addr)
+    if let Some(admin_addr) = plan.admin_addr {
+        let admin = tokio::net::TcpListener::bind(admin_addr).await.with_context(|| {
+            format!("cannot listen on {admin_addr} for the admin API; pick another --admin-addr or pass --no-admin")
         })?;
         tracing::info!("admin API on http://{}", admin.local_addr()?);
         let state = Arc::new(AdminState { router: router.clone(), draining: draining.clone() });
         tokio::spawn(serve_admin(admin, state));
     }
 
-    let listener = tokio::net::TcpListener::bind(args.addr)
+    let listener = tokio::net::TcpListener::bind(plan.addr)
         .await
-        .with_context(|| format!("cannot listen on {}; is another server using it?", args.addr))?;
+        .with_context(|| format!("cannot listen on {}; is another server using it?", plan.addr))?;
     let addr = listener.local_addr()?;
-    let app = router.slots()[0].current();
-    tracing::info!(app = %app.name(), digest = %&app.digest()[..16], "listening on http://{addr}");
-    drop(app);
+    for slot in router.slots() {
+        let app = slot.current();
+        tracing::info!(app = %app.name(), digest = %&app.digest()[..16], "serving");
+    }
+    tracing::info!("listening on http://{addr}");
     let shutdown = async move {
         wasmhost_server::shutdown_signal().await;
         draining.store(true, Ordering::Release);
     };
-    wasmhost_server::serve(listener, router, &server, shutdown).await?;
+    wasmhost_server::serve(listener, router, &plan.server, shutdown).await?;
+    drop(watchers);
     tracing::info!("stopped");
     Ok(())
 }

@@ -18,7 +18,9 @@
 //! recursive sees them; see the [`json`] and [`schema`] modules for what
 //! each hostile input does.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
+
+use prometheus::{register_histogram_vec, HistogramVec};
 
 use anyhow::Context as _;
 use wasmtime::component::{HasData, Instance, InstancePre, Linker, Resource, ResourceTable};
@@ -65,21 +67,45 @@ mod bindings {
 use bindings::exports::wasmhost::platform::manifest::GuestIndices as ManifestIndices;
 use bindings::wasmhost::platform::{json as json_bindings, validation as validation_bindings};
 
+/// Durations of the platform's host calls, by app and call; its count is
+/// the number of calls.
+static HOST_CALLS: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register_histogram_vec!(
+        "wasmhost_host_call_duration_seconds",
+        "Time spent in wasmhost:platform host calls (JSON and validation), by app and call.",
+        &["app", "call"],
+        vec![0.000_001, 0.000_005, 0.000_025, 0.0001, 0.0005, 0.0025, 0.01, 0.05, 0.25, 1.0]
+    )
+    // Registered once, by this static.
+    .expect("metric registered once")
+});
+
 /// The name of the interface apps export to declare their routes.
 pub const MANIFEST_INTERFACE: &str = "wasmhost:platform/manifest@0.1.0";
 
-/// Platform state shared by the instances of one app: its cache of compiled
-/// schemas. Cheap to clone.
+/// Platform state shared by the instances of one app: its name (for
+/// metrics) and its cache of compiled schemas. Cheap to clone.
 #[derive(Clone, Debug, Default)]
 pub struct PlatformCtx {
+    app: Arc<str>,
     schemas: Arc<SchemaCache>,
 }
 
 impl PlatformCtx {
-    /// State that compiles schemas through `schemas`, normally one cache
-    /// per app (shared with its [`RouteTable`]).
-    pub fn new(schemas: Arc<SchemaCache>) -> Self {
-        Self { schemas }
+    /// State for the app named `app` that compiles schemas through
+    /// `schemas`, normally one cache per app (shared with its
+    /// [`RouteTable`]).
+    pub fn new(app: Arc<str>, schemas: Arc<SchemaCache>) -> Self {
+        Self { app, schemas }
+    }
+
+    /// Runs host call `call` for the guest, timing it in
+    /// `wasmhost_host_call_duration_seconds`.
+    fn timed<R>(&self, call: &str, run: impl FnOnce() -> R) -> R {
+        let timer = HOST_CALLS.with_label_values(&[&*self.app, call]).start_timer();
+        let result = run();
+        timer.observe_duration();
+        result
     }
 
     /// The app's schema cache.
@@ -152,7 +178,7 @@ impl validation_bindings::Host for PlatformView<'_> {}
 
 impl validation_bindings::HostSchema for PlatformView<'_> {
     fn compile(&mut self, schema: Vec<u8>) -> Result<Resource<SchemaHandle>, String> {
-        let compiled = self.ctx.schemas.compile(&schema)?;
+        let compiled = self.ctx.timed("schema.compile", || self.ctx.schemas.compile(&schema))?;
         self.table.push(SchemaHandle(compiled)).map_err(|e| {
             format!("cannot keep another schema ({e}); drop schemas that are no longer needed")
         })

@@ -164,7 +164,7 @@ impl App {
         pre: ProxyPre<HostState>,
         schemas: Arc<SchemaCache>,
     ) -> Result<Self> {
-        let platform = PlatformCtx::new(schemas.clone());
+        let platform = PlatformCtx::new(name.clone(), schemas.clone());
         let pool = InstancePool::new(name.clone(), pre.clone(), spec.limits.clone(), spec.env.clone(), platform).await?;
         let routes = if let Some(manifest) = ManifestExport::new(pre.instance_pre())? {
             let (mut store, instance) = pool.spare_instance().await?;

@@ -29,7 +29,7 @@ use tokio::sync::Semaphore;
 
 pub use access::LoggedBody;
 pub use admin::{serve_admin, AdminState};
-pub use router::Router;
+pub use router::{Route, Router};
 
 /// Name of the header carrying the request id, in both directions.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -184,7 +184,7 @@ async fn handle(
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         request.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
-    let response = match router.route(&request) {
+    let response = match router.route(&mut request) {
         Some(app) => {
             log.app(app.name());
             app.handle(request, &request_id).await

@@ -1,0 +1,359 @@
+//! The `wasmhost serve --config wasmhost.toml` file: many apps in one
+//! process, each with its routing, limits and what its guest may see.
+//!
+//! ```toml
+//! [server]
+//! addr = "127.0.0.1:8080"
+//!
+//! [[app]]
+//! name = "shop"
+//! module = "shop:app"            # app.wasm | app.py | module:attr
+//! dir = "flask-shop"             # where a Python app lives (default: next to this file)
+//! interface = "wsgi"
+//! hosts = ["shop.localhost"]
+//! prefix = "/"                   # longest prefix wins; strip_prefix = true hides it
+//! max_instances = 2
+//! memory_limit = "128MiB"
+//! env = { SHOP_NAME = "demo" }
+//! ```
+//!
+//! Unknown keys and bad values are errors naming the file, line and key.
+//! Relative paths are relative to the config file's directory.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Deserializer};
+use wasmhost_build::Interface;
+use wasmhost_runtime::{GuestEnv, Isolation, Limits};
+use wasmhost_server::{Route, ServerOptions};
+
+/// A parsed, checked config file.
+#[derive(Debug)]
+pub struct Config {
+    /// The listener and process-wide settings.
+    pub server: ServerConfig,
+    /// The apps, in file order.
+    pub apps: Vec<AppConfig>,
+}
+
+/// The `[server]` table.
+#[derive(Debug)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub addr: SocketAddr,
+    /// Address of the admin listener; `None` when disabled.
+    pub admin_addr: Option<SocketAddr>,
+    /// Connection-level limits and timeouts.
+    pub options: ServerOptions,
+}
+
+/// One `[[app]]`.
+#[derive(Debug)]
+pub struct AppConfig {
+    /// Name in logs, metrics and the admin API; unique.
+    pub name: String,
+    /// What to run.
+    pub source: AppSource,
+    /// Which requests it serves.
+    pub route: Route,
+    /// Its limits.
+    pub limits: Limits,
+    /// Its guest's environment variables and directories.
+    pub env: GuestEnv,
+    /// Whether a `.wasm` module is reloaded when its file changes.
+    pub watch: bool,
+}
+
+/// Where an app's component comes from.
+#[derive(Debug, Clone)]
+pub enum AppSource {
+    /// A component file.
+    Wasm(PathBuf),
+    /// A Python app built with `wasmhost build`: `target` (`module:attr`)
+    /// in `dir`.
+    Python {
+        /// The app directory.
+        dir: PathBuf,
+        /// `module` or `module:attr`, or a `.py` file name in `dir`.
+        target: String,
+        /// How it is served.
+        interface: Interface,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    server: ServerTable,
+    #[serde(default)]
+    app: Vec<AppTable>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ServerTable {
+    addr: Option<SocketAddr>,
+    admin_addr: Option<SocketAddr>,
+    #[serde(default)]
+    no_admin: bool,
+    max_connections: Option<usize>,
+    #[serde(default, deserialize_with = "duration")]
+    header_read_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "size")]
+    max_header_size: Option<u64>,
+    #[serde(default, deserialize_with = "duration")]
+    drain_timeout: Option<Duration>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppTable {
+    name: String,
+    module: String,
+    dir: Option<PathBuf>,
+    interface: Option<InterfaceName>,
+    #[serde(default)]
+    hosts: Vec<String>,
+    prefix: Option<String>,
+    #[serde(default)]
+    strip_prefix: bool,
+    isolation: Option<IsolationName>,
+    max_instances: Option<usize>,
+    min_instances: Option<usize>,
+    max_queue: Option<usize>,
+    #[serde(default, deserialize_with = "duration")]
+    queue_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    request_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "size")]
+    memory_limit: Option<u64>,
+    #[serde(default, deserialize_with = "size")]
+    recycle_memory: Option<u64>,
+    max_requests_per_instance: Option<u64>,
+    #[serde(default, deserialize_with = "size")]
+    max_body_size: Option<u64>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    /// Guest path → host directory.
+    #[serde(default)]
+    dirs: BTreeMap<String, PathBuf>,
+    #[serde(default = "yes")]
+    watch: bool,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum InterfaceName {
+    Auto,
+    Sdk,
+    Wsgi,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum IsolationName {
+    Reuse,
+    Fresh,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    humantime::parse_duration(&text)
+        .map(Some)
+        .map_err(|err| serde::de::Error::custom(format!("{text:?} is not a duration like \"5s\" or \"250ms\": {err}")))
+}
+
+fn size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.parse::<bytesize::ByteSize>()
+        .map(|size| Some(size.as_u64()))
+        .map_err(|err| serde::de::Error::custom(format!("{text:?} is not a size like \"128MiB\": {err}")))
+}
+
+impl Config {
+    /// Reads and checks the config file at `path`.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let base = std::path::absolute(path)?.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::parse(&text, &base).with_context(|| format!("invalid config {}", path.display()))
+    }
+
+    /// Parses config `text`, resolving relative paths against `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<Self> {
+        // toml's error says which line, column and key, and shows the line.
+        let file: File = toml::from_str(text).map_err(|err| anyhow::anyhow!("{err}"))?;
+        anyhow::ensure!(!file.app.is_empty(), "no apps: add at least one [[app]] table with `name` and `module`");
+        let server = ServerConfig::from_table(file.server);
+        let mut apps = Vec::new();
+        for table in file.app {
+            let name = table.name.clone();
+            let app = AppConfig::from_table(table, base).with_context(|| format!("in [[app]] `{name}`"))?;
+            if apps.iter().any(|other: &AppConfig| other.name == app.name) {
+                bail!("two apps are named `{}`; names must be unique", app.name);
+            }
+            apps.push(app);
+        }
+        Ok(Self { server, apps })
+    }
+}
+
+impl ServerConfig {
+    fn from_table(table: ServerTable) -> Self {
+        let defaults = ServerOptions::default();
+        let admin_addr = table.admin_addr.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9090)));
+        Self {
+            addr: table.addr.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            admin_addr: (!table.no_admin).then_some(admin_addr),
+            options: ServerOptions {
+                max_connections: table.max_connections.unwrap_or(defaults.max_connections).max(1),
+                header_read_timeout: table.header_read_timeout.unwrap_or(defaults.header_read_timeout),
+                max_header_size: table
+                    .max_header_size
+                    .map_or(defaults.max_header_size, |size| usize::try_from(size).unwrap_or(usize::MAX)),
+                drain_timeout: table.drain_timeout.unwrap_or(defaults.drain_timeout),
+            },
+        }
+    }
+}
+
+impl AppConfig {
+    fn from_table(table: AppTable, base: &Path) -> Result<Self> {
+        let valid_name = !table.name.is_empty()
+            && table.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        anyhow::ensure!(valid_name, "`name` must be letters, digits, `-`, `_` or `.`, got {:?}", table.name);
+        let dir = base.join(table.dir.unwrap_or_default());
+        let source = if table.module.ends_with(".wasm") {
+            anyhow::ensure!(table.interface.is_none(), "`interface` applies to Python apps, not to {}", table.module);
+            AppSource::Wasm(dir.join(&table.module))
+        } else {
+            let interface = match table.interface.unwrap_or(InterfaceName::Auto) {
+                InterfaceName::Auto => Interface::Auto,
+                InterfaceName::Sdk => Interface::Sdk,
+                InterfaceName::Wsgi => Interface::Wsgi,
+            };
+            AppSource::Python { dir, target: table.module.clone(), interface }
+        };
+
+        let prefix = table.prefix.unwrap_or_else(|| "/".to_owned());
+        anyhow::ensure!(prefix.starts_with('/'), "`prefix` must start with `/`, got {prefix:?}");
+        let mut hosts = Vec::new();
+        for host in table.hosts {
+            let lower = host.trim_end_matches('.').to_ascii_lowercase();
+            let valid = !lower.is_empty() && lower.parse::<http::uri::Authority>().is_ok_and(|a| a.port().is_none());
+            anyhow::ensure!(valid, "`hosts` entries are host names without a port, got {host:?}");
+            hosts.push(lower);
+        }
+
+        let defaults = Limits::default();
+        let to_usize = |size: Option<u64>, default: usize| size.map_or(default, |s| usize::try_from(s).unwrap_or(usize::MAX));
+        let limits = Limits {
+            isolation: match table.isolation {
+                Some(IsolationName::Fresh) => Isolation::Fresh,
+                Some(IsolationName::Reuse) | None => Isolation::Reuse,
+            },
+            max_instances: table.max_instances.unwrap_or(defaults.max_instances).max(1),
+            min_instances: table.min_instances.unwrap_or(defaults.min_instances),
+            max_queue: table.max_queue.unwrap_or(defaults.max_queue),
+            queue_timeout: table.queue_timeout.unwrap_or(defaults.queue_timeout),
+            request_timeout: table.request_timeout.unwrap_or(defaults.request_timeout),
+            memory_limit: to_usize(table.memory_limit, defaults.memory_limit),
+            recycle_memory: to_usize(table.recycle_memory, defaults.recycle_memory),
+            max_requests_per_instance: table.max_requests_per_instance.unwrap_or(defaults.max_requests_per_instance),
+            max_body_size: table.max_body_size.unwrap_or(defaults.max_body_size),
+        };
+
+        let mut dirs = Vec::new();
+        for (guest, host) in table.dirs {
+            let host = base.join(host);
+            anyhow::ensure!(host.is_dir(), "`dirs`: {} is not a directory", host.display());
+            anyhow::ensure!(guest.starts_with('/'), "`dirs` keys are absolute guest paths, got {guest:?}");
+            dirs.push((host, guest));
+        }
+        let env = GuestEnv { vars: table.env.into_iter().collect(), dirs };
+        Ok(Self { name: table.name, source, route: Route { hosts, prefix, strip_prefix: table.strip_prefix }, limits, env, watch: table.watch })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(text, Path::new("/srv"))
+    }
+
+    #[test]
+    fn a_full_config_parses() {
+        let config = parse(
+            r#"
+            [server]
+            addr = "127.0.0.1:8000"
+            no_admin = true
+            drain_timeout = "5s"
+
+            [[app]]
+            name = "shop"
+            module = "shop:app"
+            dir = "flask-shop"
+            interface = "wsgi"
+            hosts = ["Shop.Example"]
+            max_instances = 3
+            memory_limit = "64MiB"
+            request_timeout = "2s"
+            env = { MODE = "demo" }
+
+            [[app]]
+            name = "api"
+            module = "api.wasm"
+            prefix = "/api"
+            isolation = "fresh"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.server.addr.port(), 8000);
+        assert!(config.server.admin_addr.is_none());
+        assert_eq!(config.server.options.drain_timeout, Duration::from_secs(5));
+        let shop = &config.apps[0];
+        assert_eq!(shop.route.hosts, ["shop.example"]);
+        assert_eq!(shop.limits.max_instances, 3);
+        assert_eq!(shop.limits.memory_limit, 64 << 20);
+        assert_eq!(shop.env.vars, [("MODE".to_owned(), "demo".to_owned())]);
+        assert!(matches!(&shop.source, AppSource::Python { dir, interface: Interface::Wsgi, .. } if dir == Path::new("/srv/flask-shop")));
+        let api = &config.apps[1];
+        assert!(matches!(&api.source, AppSource::Wasm(path) if path == Path::new("/srv/api.wasm")));
+        assert_eq!(api.route.prefix, "/api");
+        assert_eq!(api.limits.isolation, Isolation::Fresh);
+    }
+
+    #[test]
+    fn errors_name_the_line_and_key() {
+        let err = parse("[[app]]\nname = \"a\"\nmodule = \"a.wasm\"\nmax_instancs = 2\n").unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains("line 4") && text.contains("max_instancs"), "{text}");
+        let err = parse("[[app]]\nname = \"a\"\nmodule = \"a.wasm\"\nmemory_limit = \"lots\"\n").unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains("line 4") && text.contains("size"), "{text}");
+        let err = parse("[[app]]\nname = \"a\"\nmodule = \"a.wasm\"\nrequest_timeout = \"soon\"\n").unwrap_err();
+        assert!(format!("{err:#}").contains("line 4"), "{err:#}");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let app = |extra: &str| parse(&format!("[[app]]\nname = \"a\"\nmodule = \"a.py\"\n{extra}\n"));
+        assert!(app("prefix = \"api\"").is_err());
+        assert!(app("hosts = [\"a.example:80\"]").is_err());
+        assert!(app("isolation = \"shared\"").is_err());
+        assert!(parse("").is_err(), "no apps");
+        let twice = "[[app]]\nname = \"a\"\nmodule = \"a.py\"\n[[app]]\nname = \"a\"\nmodule = \"b.py\"\n";
+        assert!(format!("{:#}", parse(twice).unwrap_err()).contains("unique"));
+    }
+}
