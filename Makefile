@@ -12,7 +12,7 @@ ADDR      ?= 127.0.0.1:8080
 # Project-local venv with componentize-py (guest builds) and pytest (tests).
 $(VENV)/.installed: Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check componentize-py==$(CPY_VER) pytest
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check componentize-py==$(CPY_VER) pytest kubernetes-validate==1.37.0
 	touch $@
 
 venv: $(VENV)/.installed

@@ -194,3 +194,17 @@ def test_runaway_guests_time_out_without_blocking_others(make_server, path):
             status, _, body = request.join(timeout=30)
             assert status == 504, body
             assert 0.9 <= request.elapsed <= 3.0, f"{path} answered after {request.elapsed:.2f} s"
+
+
+def test_failures_never_leave_more_instances_than_allowed(faults_server):
+    """After each failure the pool refills in the background while the next
+    request may create its own instance; with `--max-instances 1` exactly one
+    instance may be alive afterwards, or a later request could land on a
+    stale one."""
+    for _ in range(15):
+        assert faults_server.request("GET", "/raise")[0] == 500
+        assert count(faults_server) == 1, "the next request gets a fresh instance"
+        time.sleep(0.05)  # let the refill task finish
+        status, _, body = faults_server.admin_request("GET", "/metrics")
+        idle = re.search(rb'wasmhost_instances\{app="[^"]+",state="idle"\} (\d+)', body)
+        assert status == 200 and idle and int(idle.group(1)) <= 1, body

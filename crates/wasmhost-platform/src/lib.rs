@@ -158,11 +158,11 @@ pub fn add_to_linker<T: Send + 'static>(
 
 impl json_bindings::Host for PlatformView<'_> {
     fn check(&mut self, document: Vec<u8>) -> Result<(), JsonError> {
-        json::check(&document)
+        self.ctx.timed("json.check", || json::check(&document))
     }
 
     fn minify(&mut self, document: Vec<u8>, sort_keys: bool) -> Result<Vec<u8>, JsonError> {
-        json::minify(&document, sort_keys)
+        self.ctx.timed("json.minify", || json::minify(&document, sort_keys))
     }
 
     fn extract(
@@ -170,7 +170,7 @@ impl json_bindings::Host for PlatformView<'_> {
         document: Vec<u8>,
         pointers: Vec<String>,
     ) -> Result<Vec<Option<Vec<u8>>>, JsonError> {
-        json::extract(&document, &pointers)
+        self.ctx.timed("json.extract", || json::extract(&document, &pointers))
     }
 }
 
@@ -190,8 +190,8 @@ impl validation_bindings::HostSchema for PlatformView<'_> {
         document: Vec<u8>,
     ) -> wasmtime::Result<Result<Vec<Violation>, JsonError>> {
         let compiled = Arc::clone(&self.table.get(&schema)?.0);
-        compiled
-            .validate(&document)
+        self.ctx
+            .timed("schema.validate", || compiled.validate(&document))
             .map_err(wasmtime::Error::from_anyhow)
     }
 

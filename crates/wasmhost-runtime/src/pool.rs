@@ -232,19 +232,27 @@ impl Shared {
     /// Instantiates until `min_instances` are ready, without exceeding
     /// `max_instances` live instances in `reuse` mode.
     async fn fill(&self) -> Result<()> {
-        loop {
-            let ready = self.ready_len();
-            let busy = self.limits.max_instances - self.permits.available_permits();
-            let room = match self.limits.isolation {
-                Isolation::Reuse => ready + busy < self.limits.max_instances,
-                Isolation::Fresh => true,
-            };
-            if ready >= self.limits.min_instances || !room || self.retired.load(Ordering::Acquire) {
-                return Ok(());
-            }
+        while self.wants_instance() {
             let instance = self.instantiate().await?;
-            self.push_ready(instance);
+            // A request that found no ready instance may have created its
+            // own meanwhile: check again, so that live instances never
+            // exceed `max_instances` in `reuse` mode.
+            if self.wants_instance() {
+                self.push_ready(instance);
+            }
         }
+        Ok(())
+    }
+
+    /// Whether the pool is short of ready instances and has room for one.
+    fn wants_instance(&self) -> bool {
+        let ready = self.ready_len();
+        let busy = self.limits.max_instances - self.permits.available_permits();
+        let room = match self.limits.isolation {
+            Isolation::Reuse => ready + busy < self.limits.max_instances,
+            Isolation::Fresh => true,
+        };
+        ready < self.limits.min_instances && room && !self.retired.load(Ordering::Acquire)
     }
 
     fn release(&self, mut instance: Instance, failed: bool) -> Option<Retirement> {
