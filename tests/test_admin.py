@@ -81,3 +81,35 @@ def test_metrics_add_up(make_server):
         assert value(samples, "wasmhost_instances", app=name, state="busy") == 0
         assert value(samples, "wasmhost_queue_depth", app=name) == 0
         assert value(samples, "process_resident_memory_bytes") > 0
+
+
+def test_requests_refused_before_routing_are_counted(make_server):
+    """hyper answers an oversized head (431) and a malformed one (400)
+    before any app sees them; they still show in the metrics, as app `-`."""
+    from wasmhost_testing import raw_request, request_head
+
+    with make_server("hello", "--max-header-size", "8KiB") as server:
+        big = request_head("GET", "/", {"x-pad": "a" * 20_000})
+        assert raw_request(server, big).status == 431
+        assert raw_request(server, b"GET / HTTP/1.1\r\nHost: x\r\nbad header\r\n\r\n").status == 400
+        assert raw_request(server, b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n").status == 400
+        deadline = time.monotonic() + 5
+        while True:
+            samples = parse_metrics(server.admin_request("GET", "/metrics")[2].decode())
+            counts = [value(samples, "wasmhost_rejected_requests_total", app="-", status=s) for s in ("431", "400")]
+            if counts == [1, 2] or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert counts == [1, 2], counts
+
+
+def test_access_log_template(make_server):
+    """`--access-log TEMPLATE` writes one line per request from the template."""
+    with make_server("hello", "--access-log", '{app} "{method} {path}" {status} {bytes}B id={request_id}') as server:
+        status, _, body = server.request("GET", "/templated", headers={"x-request-id": "tmpl-1"})
+        assert status == 200
+        server.wait_for_log(rf'wasmhost::access: hello-[0-9a-f]+ "GET /templated" 200 {len(body)}B id=tmpl-1')
+    with make_server("hello", "--access-log", "off") as server:
+        server.request("GET", "/quiet")
+        server.stop()
+        assert "wasmhost::access" not in server.log(), server.log()

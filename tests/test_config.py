@@ -147,6 +147,7 @@ def test_a_flooded_tenant_does_not_starve_another(tenants):
         pytest.param("max_instancs = 2", "max_instancs", id="unknown-key"),
         pytest.param('memory_limit = "lots"', "memory_limit", id="bad-size"),
         pytest.param('prefix = "api"', "prefix", id="bad-prefix"),
+        pytest.param('allowed_outbound = ["ftp://files.example"]', "http or https", id="bad-outbound"),
         pytest.param('\n[[app]]\nname = "hello"\nmodule = "x.wasm"', "unique", id="duplicate-name"),
     ],
 )
@@ -159,6 +160,6 @@ def test_config_errors_name_the_file_line_and_key(wasmhost_bin, guests, tmp_path
     )
     assert result.returncode != 0
     assert str(config) in result.stderr and message in result.stderr, result.stderr
-    if extra.startswith(("max_", "memory")):
+    if extra.startswith(("max_", "memory", "allowed_")):
         line = config.read_text().splitlines().index(extra) + 1
         assert f"line {line}" in result.stderr, result.stderr

@@ -10,12 +10,16 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use bytesize::ByteSize;
 use clap::{Parser, Subcommand, ValueEnum};
+mod tenants;
+
 use wasmhost_build::{Build, BuildRequest, Interface};
 use wasmhost_runtime::engine::build_engine;
-use wasmhost_reload::AppSlot;
-use wasmhost_runtime::{AppSpec, CompileCache, EngineOptions, EpochTicker, GuestEnv, Isolation, Limits};
-use wasmhost_config::{AppSource, Config};
-use wasmhost_server::{serve_admin, AdminState, Route, Router, ServerOptions};
+use wasmhost_runtime::{AppSpec, CompileCache, EngineOptions, EpochTicker, GuestEnv, Isolation, Limits, OutboundPolicy};
+use wasmhost_config::{AppSource, Config, ServerConfig};
+use wasmhost_runtime::metrics::METRICS;
+use wasmhost_server::{reload_all, serve_admin, AccessLogFormat, AdminState, ConfigReload, Route, Router, ServerOptions};
+
+use crate::tenants::{Capacity, Tenants};
 
 #[derive(Parser)]
 #[command(name = "wasmhost", version, about = "Serve wasi:http WebAssembly components")]
@@ -108,8 +112,8 @@ struct ServeArgs {
     /// flags given here override the file's.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Do not reload a component when its file changes (SIGHUP and
-    /// POST /admin/reload still reload it).
+    /// Do not reload a component (or, with --config, the config file)
+    /// when its file changes; SIGHUP and POST /admin/reload still do.
     #[arg(long)]
     no_watch: bool,
     #[command(flatten)]
@@ -149,6 +153,12 @@ struct ServeOptions {
     /// Set an environment variable for the guest: `NAME=VALUE`. Repeatable.
     #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
     envs: Vec<(String, String)>,
+    /// Let the guest send HTTP requests to `[http://|https://]HOST[:PORT]`
+    /// (HOST: a name, `*.domain`, `*`, an IP or a network). Private and
+    /// loopback addresses need an entry naming them. Repeatable; by default
+    /// nothing is allowed.
+    #[arg(long = "allow-outbound", value_name = "URL")]
+    allowed_outbound: Vec<String>,
     /// `reuse`: warm instances serve many requests; `fresh`: one instance per request.
     #[arg(long, value_enum, default_value = "reuse")]
     isolation: IsolationArg,
@@ -200,6 +210,12 @@ struct ServeOptions {
     /// Log format on stderr.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// Access log: `fields` (one structured event per request, JSON with
+    /// --log-format json), `off`, or a template such as
+    /// '{peer} "{method} {path}" {status} {bytes} {duration_ms}ms'. Fields:
+    /// time, app, method, path, status, duration_ms, bytes, end, request_id, peer.
+    #[arg(long, default_value = "fields")]
+    access_log: AccessLogFormat,
 }
 
 /// Runs the command; on failure prints the error and its causes (no
@@ -214,7 +230,7 @@ fn main() -> std::process::ExitCode {
     let explicit: Vec<&str> = matches
         .subcommand_matches("serve")
         .map(|serve| {
-            ["addr", "admin_addr"]
+            ["addr", "admin_addr", "access_log"]
                 .into_iter()
                 .filter(|id| serve.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
                 .collect()
@@ -280,6 +296,13 @@ enum Mode {
     Dev { src_dir: PathBuf, deps: wasmhost_dev::Deps },
 }
 
+impl Mode {
+    /// Whether something watches the app's files and reloads it.
+    fn watched(&self) -> bool {
+        !matches!(self, Mode::Serve)
+    }
+}
+
 /// `wasmhost build APP`: prints the component's path.
 async fn build(args: BuildArgs) -> Result<()> {
     let cache_dir = args.cache_dir.unwrap_or_else(CompileCache::default_dir);
@@ -320,7 +343,7 @@ async fn serve(args: ServeArgs, explicit: &[&str]) -> Result<()> {
     let Some(app) = args.app else {
         let config = args.config.context("pass an app or --config FILE")?;
         let options = args.options;
-        let mut plan = Plan::from_config(&config, options.cache_dir.clone(), options.no_cache).await?;
+        let mut plan = Plan::from_config(&config, options.cache_dir.clone(), options.no_cache, !args.no_watch).await?;
         // Listener flags given on the command line win over the file.
         if explicit.contains(&"addr") {
             plan.addr = options.addr;
@@ -330,6 +353,9 @@ async fn serve(args: ServeArgs, explicit: &[&str]) -> Result<()> {
         }
         if options.no_admin {
             plan.admin_addr = None;
+        }
+        if explicit.contains(&"access_log") {
+            plan.server.access_log = options.access_log;
         }
         return run(plan).await;
     };
@@ -394,6 +420,20 @@ struct Plan {
     server: ServerOptions,
     cache: CompileCache,
     apps: Vec<PlannedApp>,
+    /// The config file the apps come from, for `serve --config`.
+    config: Option<ConfigSource>,
+}
+
+/// Where a `serve --config` process re-reads its apps from.
+struct ConfigSource {
+    path: PathBuf,
+    /// Where Python apps are built.
+    build_cache: PathBuf,
+    /// The `[server]` table the process started with; changes to it need a
+    /// restart.
+    server: ServerConfig,
+    /// Whether changes to the file reload it.
+    watch: bool,
 }
 
 /// One app of a [`Plan`].
@@ -427,8 +467,10 @@ impl Plan {
             header_read_timeout: args.header_read_timeout,
             max_header_size: to_usize(args.max_header_size, "--max-header-size")?,
             drain_timeout: args.drain_timeout,
+            access_log: args.access_log,
         };
-        let env = GuestEnv { vars: args.envs, dirs: args.dirs };
+        let outbound = OutboundPolicy::new(&args.allowed_outbound).context("in --allow-outbound")?;
+        let env = GuestEnv { vars: args.envs, dirs: args.dirs, outbound: Arc::new(outbound) };
         let spec = AppSpec { name: name.to_owned(), module, limits, env };
         Ok(Self {
             addr: args.addr,
@@ -436,37 +478,45 @@ impl Plan {
             server,
             cache: compile_cache(args.no_cache, args.cache_dir),
             apps: vec![PlannedApp { spec, route: Route::default(), mode }],
+            config: None,
         })
     }
 
     /// The plan a config file describes; Python apps are built first.
-    async fn from_config(path: &std::path::Path, cache_dir: Option<PathBuf>, no_cache: bool) -> Result<Self> {
+    async fn from_config(path: &std::path::Path, cache_dir: Option<PathBuf>, no_cache: bool, watch: bool) -> Result<Self> {
         let config = Config::load(path)?;
         let build_cache = cache_dir.clone().unwrap_or_else(CompileCache::default_dir);
-        let mut apps = Vec::new();
-        for app in config.apps {
-            let mut env = app.env;
-            let (module, mode) = match app.source {
-                AppSource::Wasm(module) => (module, if app.watch { Mode::ServeWatched } else { Mode::Serve }),
-                AppSource::Python { dir, target, interface } => {
-                    let built = build_python(&target, interface, &dir, build_cache.clone())
-                        .await
-                        .with_context(|| format!("cannot build app `{}`", app.name))?;
-                    env.dirs.extend(built.guest_dirs());
-                    (built.component, Mode::Serve)
-                }
-            };
-            let spec = AppSpec { name: app.name, module, limits: app.limits, env };
-            apps.push(PlannedApp { spec, route: app.route, mode });
-        }
+        let apps = plan_apps(config.apps, &build_cache).await?;
         Ok(Self {
             addr: config.server.addr,
             admin_addr: config.server.admin_addr,
-            server: config.server.options,
+            server: config.server.options.clone(),
             cache: compile_cache(no_cache, cache_dir),
             apps,
+            config: Some(ConfigSource { path: path.to_owned(), build_cache, server: config.server, watch }),
         })
     }
+}
+
+/// The apps of a config file, Python apps built (or found in the cache).
+async fn plan_apps(apps: Vec<wasmhost_config::AppConfig>, build_cache: &std::path::Path) -> Result<Vec<PlannedApp>> {
+    let mut planned = Vec::new();
+    for app in apps {
+        let mut env = app.env;
+        let (module, mode) = match app.source {
+            AppSource::Wasm(module) => (module, if app.watch { Mode::ServeWatched } else { Mode::Serve }),
+            AppSource::Python { dir, target, interface } => {
+                let built = build_python(&target, interface, &dir, build_cache.to_owned())
+                    .await
+                    .with_context(|| format!("cannot build app `{}`", app.name))?;
+                env.dirs.extend(built.guest_dirs());
+                (built.component, Mode::Serve)
+            }
+        };
+        let spec = AppSpec { name: app.name, module, limits: app.limits, env };
+        planned.push(PlannedApp { spec, route: app.route, mode });
+    }
+    Ok(planned)
 }
 
 fn compile_cache(no_cache: bool, cache_dir: Option<PathBuf>) -> CompileCache {
@@ -479,42 +529,33 @@ fn compile_cache(no_cache: bool, cache_dir: Option<PathBuf>) -> CompileCache {
 
 /// Serves the apps of `plan` until shut down.
 async fn run(plan: Plan) -> Result<()> {
-    // Busy instances, ready ones and one spare for pre-instantiation, twice
-    // over (during a reload the old and new versions overlap), per app.
-    let max_instances: usize = plan
-        .apps
-        .iter()
-        .map(|app| 2 * (app.spec.limits.max_instances + app.spec.limits.min_instances + 1))
-        .sum();
+    let mut capacity = Capacity::needed(&plan.apps)?;
+    if plan.config.is_some() {
+        capacity = capacity.with_headroom();
+    }
     let engine = build_engine(&EngineOptions {
-        max_instances: u32::try_from(max_instances).context("too many instances in all")?,
-        max_memory_bytes: plan.apps.iter().map(|app| app.spec.limits.memory_limit).max().unwrap_or(0),
+        max_instances: capacity.instances,
+        max_memory_bytes: capacity.memory_bytes,
         keep_resident_bytes: 16 << 20,
         cache_dir: plan.cache.dir().map(Into::into),
     })?;
     let _ticker = EpochTicker::start(&engine)?;
 
-    let mut routes = Vec::new();
-    let mut watchers = Vec::new();
-    for app in plan.apps {
-        let (name, module) = (app.spec.name.clone(), app.spec.module.clone());
-        let slot = AppSlot::load(&engine, &plan.cache, app.spec)
-            .await
-            .with_context(|| format!("cannot serve {} (app `{name}`)", module.display()))?;
-        match app.mode {
-            Mode::Serve => {}
-            Mode::ServeWatched => watchers.push(wasmhost_reload::watch(slot.clone())?),
-            Mode::Dev { src_dir, deps } => {
-                if let Err(err) = wasmhost_dev::probe(&slot.current(), &src_dir).await {
-                    tracing::warn!(app = %name, "{err:#}");
-                }
-                watchers.push(wasmhost_dev::watch_sources(slot.clone(), src_dir, deps)?);
+    let tenants = Arc::new(Tenants::start(engine, plan.cache, capacity, plan.apps).await?);
+    let router = tenants.router();
+    let mut config_watcher = None;
+    let config = match plan.config {
+        Some(source) => {
+            let watch = source.watch.then(|| source.path.clone());
+            let reload = config_reloader(tenants.clone(), source);
+            if let Some(path) = watch {
+                config_watcher = Some(watch_config(&path, reload.clone())?);
             }
+            Some(reload)
         }
-        routes.push((app.route, slot));
-    }
-    let router = Arc::new(Router::new(routes)?);
-    tokio::spawn(reload_on_sighup(router.clone()));
+        None => None,
+    };
+    tokio::spawn(reload_on_sighup(router.clone(), config.clone()));
 
     let draining = Arc::new(AtomicBool::new(false));
     if let Some(admin_addr) = plan.admin_addr {
@@ -522,7 +563,7 @@ async fn run(plan: Plan) -> Result<()> {
             format!("cannot listen on {admin_addr} for the admin API; pick another --admin-addr or pass --no-admin")
         })?;
         tracing::info!("admin API on http://{}", admin.local_addr()?);
-        let state = Arc::new(AdminState { router: router.clone(), draining: draining.clone() });
+        let state = Arc::new(AdminState { router: router.clone(), draining: draining.clone(), config });
         tokio::spawn(serve_admin(admin, state));
     }
 
@@ -540,22 +581,71 @@ async fn run(plan: Plan) -> Result<()> {
         draining.store(true, Ordering::Release);
     };
     wasmhost_server::serve(listener, router, &plan.server, shutdown).await?;
-    drop(watchers);
+    drop(config_watcher);
+    drop(tenants);
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Reloads every app on SIGHUP.
-async fn reload_on_sighup(router: Arc<Router>) {
+/// Re-reads the config file of `source` into `tenants`, logging and
+/// counting each attempt.
+fn config_reloader(tenants: Arc<Tenants>, source: ConfigSource) -> ConfigReload {
+    let source = Arc::new(source);
+    Arc::new(move |trigger| {
+        let (tenants, source) = (tenants.clone(), source.clone());
+        Box::pin(async move {
+            let result = reload_config(&tenants, &source).await;
+            match &result {
+                Ok(changes) => {
+                    METRICS.config_reloads.with_label_values(&["applied"]).inc();
+                    tracing::info!(trigger, %changes, "config reloaded");
+                }
+                Err(err) => {
+                    METRICS.config_reloads.with_label_values(&["refused"]).inc();
+                    tracing::warn!(trigger, "config reload refused, the previous apps keep serving: {err:#}");
+                }
+            }
+            result
+        })
+    })
+}
+
+async fn reload_config(tenants: &Tenants, source: &ConfigSource) -> Result<serde_json::Value> {
+    let config = Config::load(&source.path)?;
+    if config.server != source.server {
+        tracing::warn!(config = %source.path.display(), "[server] settings changed; they take effect on restart");
+    }
+    tenants.apply(plan_apps(config.apps, &source.build_cache).await?).await
+}
+
+/// Reloads the config file when it changes, until the watcher is dropped.
+fn watch_config(path: &std::path::Path, reload: ConfigReload) -> Result<notify::RecommendedWatcher> {
+    let path = std::path::absolute(path).context("cannot resolve the config path")?;
+    let dir = path.parent().context("the config path has no directory")?.to_owned();
+    let name = path.file_name().context("the config path has no file name")?.to_owned();
+    wasmhost_reload::watch_changes(
+        &dir,
+        notify::RecursiveMode::NonRecursive,
+        wasmhost_reload::DEBOUNCE,
+        move |changed| changed.file_name() == Some(name.as_os_str()),
+        move || {
+            let reload = reload.clone();
+            async move {
+                let _ = reload("file change").await;
+            }
+        },
+    )
+}
+
+/// Reloads the config file (if any) and every app on SIGHUP.
+async fn reload_on_sighup(router: Arc<Router>, config: Option<ConfigReload>) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hangups) = signal(SignalKind::hangup()) else {
         tracing::warn!("cannot install the SIGHUP handler; reload with POST /admin/reload");
         return;
     };
     while hangups.recv().await.is_some() {
-        for slot in router.slots() {
-            let _ = slot.reload("SIGHUP").await;
-        }
+        reload_all(&router, config.as_ref(), "SIGHUP").await;
     }
 }
 

@@ -4,6 +4,7 @@
 //! ```toml
 //! [server]
 //! addr = "127.0.0.1:8080"
+//! access_log = '{peer} "{method} {path}" {status} {duration_ms}ms'   # or "fields", "off"
 //!
 //! [[app]]
 //! name = "shop"
@@ -15,6 +16,7 @@
 //! max_instances = 2
 //! memory_limit = "128MiB"
 //! env = { SHOP_NAME = "demo" }
+//! allowed_outbound = ["https://api.example.com"]   # deny by default
 //! ```
 //!
 //! Unknown keys and bad values are errors naming the file, line and key.
@@ -23,13 +25,14 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Deserializer};
 use wasmhost_build::Interface;
-use wasmhost_runtime::{GuestEnv, Isolation, Limits};
-use wasmhost_server::{Route, ServerOptions};
+use wasmhost_runtime::{GuestEnv, Isolation, Limits, OutboundPolicy};
+use wasmhost_server::{AccessLogFormat, Route, ServerOptions};
 
 /// A parsed, checked config file.
 #[derive(Debug)]
@@ -41,7 +44,7 @@ pub struct Config {
 }
 
 /// The `[server]` table.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct ServerConfig {
     /// Address to listen on.
     pub addr: SocketAddr,
@@ -108,6 +111,8 @@ struct ServerTable {
     max_header_size: Option<u64>,
     #[serde(default, deserialize_with = "duration")]
     drain_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "access_log")]
+    access_log: AccessLogFormat,
 }
 
 #[derive(Deserialize)]
@@ -144,6 +149,8 @@ struct AppTable {
     dirs: BTreeMap<String, PathBuf>,
     #[serde(default = "yes")]
     watch: bool,
+    #[serde(default, deserialize_with = "outbound")]
+    allowed_outbound: OutboundPolicy,
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -170,6 +177,15 @@ fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duratio
     humantime::parse_duration(&text)
         .map(Some)
         .map_err(|err| serde::de::Error::custom(format!("{text:?} is not a duration like \"5s\" or \"250ms\": {err}")))
+}
+
+fn outbound<'de, D: Deserializer<'de>>(deserializer: D) -> Result<OutboundPolicy, D::Error> {
+    let entries = Vec::<String>::deserialize(deserializer)?;
+    OutboundPolicy::new(&entries).map_err(|err| serde::de::Error::custom(format!("{err:#}")))
+}
+
+fn access_log<'de, D: Deserializer<'de>>(deserializer: D) -> Result<AccessLogFormat, D::Error> {
+    String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
 }
 
 fn size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
@@ -220,6 +236,7 @@ impl ServerConfig {
                     .max_header_size
                     .map_or(defaults.max_header_size, |size| usize::try_from(size).unwrap_or(usize::MAX)),
                 drain_timeout: table.drain_timeout.unwrap_or(defaults.drain_timeout),
+                access_log: table.access_log,
             },
         }
     }
@@ -278,7 +295,7 @@ impl AppConfig {
             anyhow::ensure!(guest.starts_with('/'), "`dirs` keys are absolute guest paths, got {guest:?}");
             dirs.push((host, guest));
         }
-        let env = GuestEnv { vars: table.env.into_iter().collect(), dirs };
+        let env = GuestEnv { vars: table.env.into_iter().collect(), dirs, outbound: Arc::new(table.allowed_outbound) };
         Ok(Self { name: table.name, source, route: Route { hosts, prefix, strip_prefix: table.strip_prefix }, limits, env, watch: table.watch })
     }
 }

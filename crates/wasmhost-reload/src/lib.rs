@@ -30,7 +30,7 @@ use wasmhost_runtime::{App, AppSpec, CompileCache};
 use wasmtime::Engine;
 
 /// Quiet time after the last file event before a reload starts.
-const DEBOUNCE: Duration = Duration::from_millis(300);
+pub const DEBOUNCE: Duration = Duration::from_millis(300);
 /// Interval between the two looks that decide a file stopped changing.
 const STABLE_CHECK: Duration = Duration::from_millis(150);
 /// Longest wait for a file that keeps changing before trying anyway.

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -73,7 +73,7 @@ const HARD_DEADLINE_GRACE: Duration = Duration::from_millis(500);
 pub type AppResponse = Response<ResponseBody>;
 
 /// What an app is: its name, module file, limits and what its guest may see.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppSpec {
     /// Name used in logs and introspection.
     pub name: String,
@@ -265,11 +265,11 @@ impl App {
             }
         };
 
-        let too_large = Arc::new(AtomicBool::new(false));
+        let fault = Arc::new(BodyFault::default());
         let request = request.map(|body| LimitedBody {
             inner: body,
             remaining: self.spec.limits.max_body_size,
-            too_large: too_large.clone(),
+            fault: fault.clone(),
         });
         let (response_tx, response_rx) = oneshot::channel();
         lease.begin(request_id);
@@ -290,6 +290,7 @@ impl App {
         let hard_deadline = self.spec.limits.request_timeout + HARD_DEADLINE_GRACE;
         let app = self.name.clone();
         let id: Arc<str> = Arc::from(request_id);
+        let body_fault = fault.clone();
         tokio::spawn(async move {
             let result =
                 tokio::time::timeout(hard_deadline, lease.call_handle(guest_request, outparam)).await;
@@ -297,8 +298,13 @@ impl App {
                 Ok(Ok(())) => Outcome::Completed,
                 Ok(Err(err)) => {
                     let failure = classify(&err, lease.memory_exhausted());
-                    tracing::warn!(app = %app, request_id = %id, ?failure, "guest failed: {err:#}");
-                    METRICS.guest_failures.with_label_values(&[&*app, failure.label()]).inc();
+                    if body_fault.get().is_some() {
+                        // The client's body broke first: its fault, not the app's.
+                        tracing::debug!(app = %app, request_id = %id, ?failure, "guest failed on a broken request body: {err:#}");
+                    } else {
+                        tracing::warn!(app = %app, request_id = %id, ?failure, "guest failed: {err:#}");
+                        METRICS.guest_failures.with_label_values(&[&*app, failure.label()]).inc();
+                    }
                     Outcome::Failed(failure)
                 }
                 Err(_elapsed) => {
@@ -312,18 +318,19 @@ impl App {
         });
 
         match response_rx.await {
-            Ok(Ok(response)) if !too_large.load(Ordering::Acquire) => response.map(|body| ResponseBody {
+            Ok(Ok(response)) if fault.get() != Some(Fault::TooLarge) => response.map(|body| ResponseBody {
                 kind: Kind::Guest { body, outcome: Some(outcome_rx), completed: false },
             }),
             Ok(Ok(_)) => self.reject(StatusCode::PAYLOAD_TOO_LARGE, "request body is too large"),
+            Ok(Err(_)) if fault.get().is_some() => self.reject_body(&fault),
             Ok(Err(code)) => {
                 tracing::warn!(app = %self.name, request_id, "guest responded with error {code:?}");
                 error_response(StatusCode::INTERNAL_SERVER_ERROR, "the app failed")
             }
             Err(_) => {
                 let outcome = outcome_rx.await.unwrap_or(Outcome::Failed(Failure::Trap));
-                if too_large.load(Ordering::Acquire) {
-                    return self.reject(StatusCode::PAYLOAD_TOO_LARGE, "request body is too large");
+                if fault.get().is_some() {
+                    return self.reject_body(&fault);
                 }
                 match outcome {
                     Outcome::Completed => {
@@ -362,6 +369,14 @@ impl App {
     fn reject(&self, status: StatusCode, reason: &str) -> AppResponse {
         METRICS.rejected.with_label_values(&[&*self.name, status.as_str()]).inc();
         error_response(status, reason)
+    }
+
+    /// The refusal for a request whose body was the client's fault.
+    fn reject_body(&self, fault: &BodyFault) -> AppResponse {
+        match fault.get() {
+            Some(Fault::TooLarge) => self.reject(StatusCode::PAYLOAD_TOO_LARGE, "request body is too large"),
+            _ => self.reject(StatusCode::BAD_REQUEST, "the request body could not be read"),
+        }
     }
 
     /// Reads the whole body (within `max_body_size` and `request_timeout`)
@@ -479,7 +494,38 @@ pub fn error_response(status: StatusCode, reason: &str) -> AppResponse {
 struct LimitedBody<B> {
     inner: B,
     remaining: u64,
-    too_large: Arc<AtomicBool>,
+    fault: Arc<BodyFault>,
+}
+
+/// What went wrong with a request body on its way to the guest: the
+/// client's fault, so a guest that then fails is not blamed for it.
+#[derive(Default)]
+struct BodyFault(std::sync::atomic::AtomicU8);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    /// Longer than `max_body_size`: 413.
+    TooLarge,
+    /// Broken framing or a connection lost mid-body: 400.
+    Unreadable,
+}
+
+impl BodyFault {
+    fn set(&self, fault: Fault) {
+        let code = match fault {
+            Fault::TooLarge => 1,
+            Fault::Unreadable => 2,
+        };
+        let _ = self.0.compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    fn get(&self) -> Option<Fault> {
+        match self.0.load(Ordering::Acquire) {
+            1 => Some(Fault::TooLarge),
+            2 => Some(Fault::Unreadable),
+            _ => None,
+        }
+    }
 }
 
 impl<B> Body for LimitedBody<B>
@@ -496,14 +542,17 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let frame = match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => frame,
-            Poll::Ready(Some(Err(err))) => return Poll::Ready(Some(Err(err.into()))),
+            Poll::Ready(Some(Err(err))) => {
+                self.fault.set(Fault::Unreadable);
+                return Poll::Ready(Some(Err(err.into())));
+            }
             Poll::Ready(None) => return Poll::Ready(None),
             Poll::Pending => return Poll::Pending,
         };
         if let Some(data) = frame.data_ref() {
             let len = data.len() as u64;
             if len > self.remaining {
-                self.too_large.store(true, Ordering::Release);
+                self.fault.set(Fault::TooLarge);
                 return Poll::Ready(Some(Err(wasmtime_wasi_http::Error::HttpRequestBodySize(None))));
             }
             self.remaining -= len;

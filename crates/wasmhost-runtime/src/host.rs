@@ -10,7 +10,8 @@ use anyhow::Context as _;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use wasmhost_outbound::{OutboundHooks, OutboundPolicy};
 
 use crate::limits::MemoryLimiter;
 use wasmhost_platform::{PlatformCtx, PlatformView};
@@ -40,7 +41,7 @@ pub struct HostState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
-    hooks: DenyOutbound,
+    hooks: OutboundHooks,
     platform: PlatformCtx,
     /// The store's memory accounting.
     pub limiter: MemoryLimiter,
@@ -69,7 +70,7 @@ impl HostState {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            hooks: DenyOutbound,
+            hooks: OutboundHooks::new(app.clone(), env.outbound.clone()),
             platform,
             limiter: MemoryLimiter::new(memory_limit),
             deadline: Instant::now(),
@@ -78,14 +79,16 @@ impl HostState {
     }
 }
 
-/// What a guest may see of the host besides HTTP: environment variables and
-/// read-only directories.
-#[derive(Clone, Debug, Default)]
+/// What a guest may see of the host besides the request it serves:
+/// environment variables, read-only directories and outbound HTTP.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GuestEnv {
     /// Environment variables, as `(name, value)`.
     pub vars: Vec<(String, String)>,
     /// Directories the guest may read, as `(host path, guest path)`.
     pub dirs: Vec<(std::path::PathBuf, String)>,
+    /// The hosts it may send HTTP requests to (none by default).
+    pub outbound: Arc<OutboundPolicy>,
 }
 
 impl HostState {
@@ -104,32 +107,6 @@ impl WasiView for HostState {
 impl WasiHttpView for HostState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
-    }
-}
-
-/// Outbound HTTP policy: guests may not make outgoing requests. They get the
-/// `HTTP-request-denied` error code, never a trap.
-struct DenyOutbound;
-
-impl WasiHttpHooks for DenyOutbound {
-    fn send_request(
-        &mut self,
-        request: http::Request<wasmtime_wasi_http::WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
-        _fut: Box<dyn std::future::Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ) -> Box<
-        dyn std::future::Future<
-                Output = Result<
-                    (
-                        http::Response<wasmtime_wasi_http::WasiBody>,
-                        Box<dyn std::future::Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-                    ),
-                    wasmtime_wasi_http::Error,
-                >,
-            > + Send,
-    > {
-        tracing::warn!(uri = %request.uri(), "outbound HTTP request denied");
-        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
     }
 }
 

@@ -23,6 +23,7 @@ pub mod pool;
 
 pub use app::{App, AppResponse, AppSpec, ResponseBody};
 pub use host::GuestEnv;
+pub use wasmhost_outbound::OutboundPolicy;
 pub use cache::CompileCache;
 pub use engine::{EngineOptions, EpochTicker};
 pub use limits::{Isolation, Limits};

@@ -14,7 +14,7 @@ pub enum Isolation {
 
 /// Every limit an app runs under. [`Limits::default`] holds the documented
 /// defaults.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Instance sharing mode.
     pub isolation: Isolation,

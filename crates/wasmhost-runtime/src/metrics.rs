@@ -35,6 +35,8 @@ pub struct Metrics {
     pub rejected: IntCounterVec,
     /// Reloads, by result (`swapped`, `unchanged`, `refused`).
     pub reloads: IntCounterVec,
+    /// Config file reloads, by result (`applied`, `refused`).
+    pub config_reloads: IntCounterVec,
     /// Requests waiting for an instance (set at scrape).
     pub queue_depth: IntGaugeVec,
     /// Instances by state, `idle`, `busy` or `max` (set at scrape).
@@ -98,6 +100,12 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "wasmhost_reloads_total",
             "Reloads of an app, by result.",
             &["app", "result"]
+        )
+        .expect(expect),
+        config_reloads: register_int_counter_vec!(
+            "wasmhost_config_reloads_total",
+            "Reloads of the config file (serve --config), by result.",
+            &["result"]
         )
         .expect(expect),
         queue_depth: register_int_gauge_vec!(

@@ -1,8 +1,15 @@
 //! The access log: one line per request, written when its response body is
 //! done (sent, aborted, or abandoned by the client).
+//!
+//! By default each line is a structured event (fields, or a JSON object with
+//! `--log-format json`); `--access-log` picks a template instead, e.g.
+//! `'{peer} "{method} {path}" {status} {bytes} {duration_ms}ms {request_id}'`,
+//! or `off`.
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -13,8 +20,104 @@ use wasmhost_runtime::metrics::METRICS;
 use wasmhost_runtime::ResponseBody;
 use wasmhost_runtime::app::BodyError;
 
+/// How access lines are written.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum AccessLogFormat {
+    /// One structured event per request.
+    #[default]
+    Fields,
+    /// No access log (metrics are still counted).
+    Off,
+    /// One line per request from a template of `{field}` placeholders.
+    Template(Vec<Piece>),
+}
+
+/// A piece of an access-log template.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Piece {
+    /// Written as it is.
+    Text(String),
+    /// A `{field}` placeholder.
+    Field(Field),
+}
+
+/// What a template placeholder stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    /// `{time}`: when the request arrived, RFC 3339, UTC.
+    Time,
+    /// `{app}`: the app that served it, `-` for none.
+    App,
+    /// `{method}`.
+    Method,
+    /// `{path}`: as the client sent it.
+    Path,
+    /// `{status}`.
+    Status,
+    /// `{duration_ms}`: until the body was done.
+    DurationMs,
+    /// `{bytes}`: response body bytes sent.
+    Bytes,
+    /// `{end}`: `complete`, `error` or `client-gone`.
+    End,
+    /// `{request_id}`.
+    RequestId,
+    /// `{peer}`: the client's address.
+    Peer,
+}
+
+const FIELDS: [(&str, Field); 10] = [
+    ("time", Field::Time),
+    ("app", Field::App),
+    ("method", Field::Method),
+    ("path", Field::Path),
+    ("status", Field::Status),
+    ("duration_ms", Field::DurationMs),
+    ("bytes", Field::Bytes),
+    ("end", Field::End),
+    ("request_id", Field::RequestId),
+    ("peer", Field::Peer),
+];
+
+impl std::str::FromStr for AccessLogFormat {
+    type Err = String;
+
+    /// `fields`, `off`, or a template with `{field}` placeholders.
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "fields" => return Ok(Self::Fields),
+            "off" => return Ok(Self::Off),
+            _ => {}
+        }
+        let mut pieces = Vec::new();
+        let mut rest = text;
+        while let Some(open) = rest.find('{') {
+            if open > 0 {
+                pieces.push(Piece::Text(rest[..open].to_owned()));
+            }
+            let close = rest[open..].find('}').ok_or_else(|| format!("unclosed `{{` in access log format {text:?}"))?;
+            let name = &rest[open + 1..open + close];
+            let field = FIELDS.iter().find(|(known, _)| *known == name).map(|(_, field)| *field).ok_or_else(|| {
+                let known: Vec<&str> = FIELDS.iter().map(|(known, _)| *known).collect();
+                format!("unknown access log field {{{name}}}; known: {}", known.join(", "))
+            })?;
+            pieces.push(Piece::Field(field));
+            rest = &rest[open + close + 1..];
+        }
+        if !rest.is_empty() {
+            pieces.push(Piece::Text(rest.to_owned()));
+        }
+        if !pieces.iter().any(|piece| matches!(piece, Piece::Field(_))) {
+            return Err(format!("access log format {text:?} has no {{field}}; use `fields`, `off` or a template"));
+        }
+        Ok(Self::Template(pieces))
+    }
+}
+
 /// What is known about a request until its line is written.
 pub(crate) struct AccessLog {
+    format: Arc<AccessLogFormat>,
+    arrived: std::time::SystemTime,
     started: Instant,
     method: String,
     path: String,
@@ -28,8 +131,16 @@ pub(crate) struct AccessLog {
 }
 
 impl AccessLog {
-    pub(crate) fn new<B>(request: &Request<B>, request_id: &str, peer: SocketAddr, started: Instant) -> Self {
+    pub(crate) fn new<B>(
+        format: Arc<AccessLogFormat>,
+        request: &Request<B>,
+        request_id: &str,
+        peer: SocketAddr,
+        started: Instant,
+    ) -> Self {
         Self {
+            format,
+            arrived: std::time::SystemTime::now(),
             started,
             method: request.method().to_string(),
             path: request.uri().path().to_owned(),
@@ -71,18 +182,48 @@ impl Drop for AccessLog {
         };
         METRICS.requests.with_label_values(&[&self.app, class]).inc();
         METRICS.request_duration.with_label_values(&[&self.app]).observe(elapsed.as_secs_f64());
-        tracing::info!(
-            target: "wasmhost::access",
-            app = %self.app,
-            method = %self.method,
-            path = %self.path,
-            status = self.status,
-            duration_ms = %format_args!("{:.3}", elapsed.as_secs_f64() * 1000.0),
-            bytes = self.bytes,
-            end = self.end,
-            request_id = %self.request_id,
-            peer = %self.peer,
-        );
+        let duration_ms = elapsed.as_secs_f64() * 1000.0;
+        match &*self.format {
+            AccessLogFormat::Off => {}
+            AccessLogFormat::Fields => tracing::info!(
+                target: "wasmhost::access",
+                app = %self.app,
+                method = %self.method,
+                path = %self.path,
+                status = self.status,
+                duration_ms = %format_args!("{duration_ms:.3}"),
+                bytes = self.bytes,
+                end = self.end,
+                request_id = %self.request_id,
+                peer = %self.peer,
+            ),
+            AccessLogFormat::Template(pieces) => {
+                let line = self.render(pieces, duration_ms);
+                tracing::info!(target: "wasmhost::access", "{line}");
+            }
+        }
+    }
+}
+
+impl AccessLog {
+    fn render(&self, pieces: &[Piece], duration_ms: f64) -> String {
+        let mut line = String::new();
+        for piece in pieces {
+            let _ = match piece {
+                Piece::Text(text) => write!(line, "{text}"),
+                Piece::Field(Field::Time) => write!(line, "{}", humantime::format_rfc3339_millis(self.arrived)),
+                Piece::Field(Field::App) => write!(line, "{}", self.app),
+                Piece::Field(Field::Method) => write!(line, "{}", self.method),
+                Piece::Field(Field::Path) => write!(line, "{}", self.path),
+                Piece::Field(Field::Status) => write!(line, "{}", self.status),
+                Piece::Field(Field::DurationMs) => write!(line, "{duration_ms:.3}"),
+                Piece::Field(Field::Bytes) => write!(line, "{}", self.bytes),
+                Piece::Field(Field::End) => write!(line, "{}", self.end),
+                Piece::Field(Field::RequestId) => write!(line, "{}", self.request_id),
+                Piece::Field(Field::Peer) => write!(line, "{}", self.peer),
+            };
+        }
+        line
     }
 }
 
@@ -127,5 +268,30 @@ impl Body for LoggedBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_parse_and_render() {
+        let format: AccessLogFormat = r#"{peer} "{method} {path}" {status} {bytes}"#.parse().unwrap();
+        let request = Request::get("/x?y").body(()).unwrap();
+        let mut log = AccessLog::new(Arc::new(format.clone()), &request, "id1", "127.0.0.1:5".parse().unwrap(), Instant::now());
+        log.status = 201;
+        log.bytes = 7;
+        let AccessLogFormat::Template(pieces) = &format else { panic!("{format:?}") };
+        assert_eq!(log.render(pieces, 1.0), r#"127.0.0.1:5 "GET /x" 201 7"#);
+        log.format = Arc::new(AccessLogFormat::Off); // no line when it drops
+    }
+
+    #[test]
+    fn bad_templates_are_refused() {
+        assert!("{nope}".parse::<AccessLogFormat>().unwrap_err().contains("known: time"));
+        assert!("{status".parse::<AccessLogFormat>().is_err());
+        assert!("plain".parse::<AccessLogFormat>().is_err());
+        assert_eq!("off".parse::<AccessLogFormat>(), Ok(AccessLogFormat::Off));
     }
 }

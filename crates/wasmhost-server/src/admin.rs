@@ -8,9 +8,11 @@
 //! | `GET /readyz` | `200 ready`; `503 draining` once shutdown started |
 //! | `GET /apps` | JSON: each app's name, module, digest, limits, reload counts |
 //! | `GET /metrics` | Prometheus text format: requests, latencies, queue, instances, failures, reloads, process |
-//! | `POST /admin/reload` | reloads every app from its module file; JSON result per app, `200` if all succeeded or were unchanged, else `422` |
+//! | `POST /admin/reload` | re-reads the config file (`serve --config`), then reloads every app from its module file; JSON result per app, `200` if all succeeded or were unchanged, else `422` |
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -33,6 +35,47 @@ pub struct AdminState {
     pub router: Arc<Router>,
     /// Set when shutdown starts; readiness turns false.
     pub draining: Arc<AtomicBool>,
+    /// Re-reads the config file, for a process serving one.
+    pub config: Option<ConfigReload>,
+}
+
+/// Re-reads a config file and swaps in the apps that were added or changed
+/// (`trigger` says why, for the log); a JSON summary of what changed, or
+/// why the new file was refused while the old apps keep serving.
+pub type ConfigReload =
+    Arc<dyn Fn(&'static str) -> Pin<Box<dyn Future<Output = anyhow::Result<serde_json::Value>> + Send>> + Send + Sync>;
+
+/// Reloads what the process serves: the config file first (when there is
+/// one), then every app from its module file. Returns whether everything
+/// was reloaded or unchanged, and a JSON report (the body of
+/// `POST /admin/reload`).
+pub async fn reload_all(router: &Router, config: Option<&ConfigReload>, trigger: &'static str) -> (bool, serde_json::Value) {
+    let mut all_ok = true;
+    let mut report = serde_json::Map::new();
+    if let Some(config) = config {
+        let result = match config(trigger).await {
+            Ok(summary) => json!({"result": "applied", "changes": summary}),
+            Err(err) => {
+                all_ok = false;
+                json!({"result": "refused", "error": format!("{err:#}")})
+            }
+        };
+        report.insert("config".into(), result);
+    }
+    let mut results = Vec::new();
+    for slot in router.slots() {
+        let result = match slot.reload(trigger).await {
+            Ok(Reloaded::Swapped(digest)) => json!({"app": slot.name(), "result": "swapped", "digest": digest}),
+            Ok(Reloaded::Unchanged) => json!({"app": slot.name(), "result": "unchanged"}),
+            Err(err) => {
+                all_ok = false;
+                json!({"app": slot.name(), "result": "refused", "error": format!("{err:#}")})
+            }
+        };
+        results.push(result);
+    }
+    report.insert("reloads".into(), results.into());
+    (all_ok, report.into())
 }
 
 /// Serves the admin routes on `listener` until the process ends.
@@ -142,21 +185,9 @@ fn metrics(state: &AdminState) -> Response<Full<Bytes>> {
 }
 
 async fn reload(state: &AdminState) -> Response<Full<Bytes>> {
-    let mut results = Vec::new();
-    let mut all_ok = true;
-    for slot in state.router.slots() {
-        let result = match slot.reload("admin").await {
-            Ok(Reloaded::Swapped(digest)) => json!({"app": slot.name(), "result": "swapped", "digest": digest}),
-            Ok(Reloaded::Unchanged) => json!({"app": slot.name(), "result": "unchanged"}),
-            Err(err) => {
-                all_ok = false;
-                json!({"app": slot.name(), "result": "refused", "error": format!("{err:#}")})
-            }
-        };
-        results.push(result);
-    }
+    let (all_ok, report) = reload_all(&state.router, state.config.as_ref(), "admin").await;
     let status = if all_ok { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
-    json_response(status, &json!({ "reloads": results }))
+    json_response(status, &report)
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {

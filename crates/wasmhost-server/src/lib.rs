@@ -26,16 +26,17 @@ use hyper::server::conn::{http1, http2};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use wasmhost_runtime::metrics::METRICS;
 
-pub use access::LoggedBody;
-pub use admin::{serve_admin, AdminState};
+pub use access::{AccessLogFormat, LoggedBody};
+pub use admin::{reload_all, serve_admin, AdminState, ConfigReload};
 pub use router::{Route, Router};
 
 /// Name of the header carrying the request id, in both directions.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// Connection-level limits and timeouts.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerOptions {
     /// Most connections open at once.
     pub max_connections: usize,
@@ -46,6 +47,8 @@ pub struct ServerOptions {
     pub max_header_size: usize,
     /// Longest wait for in-flight requests at shutdown.
     pub drain_timeout: Duration,
+    /// How the access log is written.
+    pub access_log: AccessLogFormat,
 }
 
 impl Default for ServerOptions {
@@ -55,6 +58,7 @@ impl Default for ServerOptions {
             header_read_timeout: Duration::from_secs(10),
             max_header_size: 32 << 10,
             drain_timeout: Duration::from_secs(30),
+            access_log: AccessLogFormat::default(),
         }
     }
 }
@@ -72,6 +76,9 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout)
         .max_buf_size(options.max_header_size.max(8192))
+        // `max_buf_size` alone lets a head that arrives in one read grow
+        // past the limit; this checks the whole head.
+        .max_header_size(options.max_header_size)
         .keep_alive(true);
     let mut http2 = http2::Builder::new(TokioExecutor::new());
     http2
@@ -80,6 +87,7 @@ pub async fn serve(
         .max_header_list_size(options.max_header_size as u32);
     let (http1, http2) = (Arc::new(http1), Arc::new(http2));
 
+    let access_log = Arc::new(options.access_log.clone());
     let graceful = GracefulShutdown::new();
     let connections = Arc::new(Semaphore::new(options.max_connections));
     tokio::pin!(shutdown);
@@ -101,10 +109,10 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let router = router.clone();
+        let (router, access_log) = (router.clone(), access_log.clone());
         let service = hyper::service::service_fn(move |request| {
-            let router = router.clone();
-            async move { Ok::<_, Infallible>(handle(&router, request, peer).await) }
+            let (router, access_log) = (router.clone(), access_log.clone());
+            async move { Ok::<_, Infallible>(handle(&router, access_log, request, peer).await) }
         });
         let (http1, http2, watcher) = (http1.clone(), http2.clone(), graceful.watcher());
         let header_read_timeout = options.header_read_timeout;
@@ -121,6 +129,12 @@ pub async fn serve(
                 None => Ok(()),
             };
             if let Err(err) = result {
+                // hyper answered these itself (431, 400), before any app.
+                if err.is_parse_too_large() {
+                    METRICS.rejected.with_label_values(&["-", "431"]).inc();
+                } else if err.is_parse() {
+                    METRICS.rejected.with_label_values(&["-", "400"]).inc();
+                }
                 tracing::debug!(%peer, "connection ended: {err}");
             }
             drop(permit);
@@ -175,21 +189,27 @@ async fn detect_protocol(stream: &tokio::net::TcpStream, timeout: Duration) -> O
 /// Request → router → app → response, with the request id and access log.
 async fn handle(
     router: &Router,
+    access_log: Arc<AccessLogFormat>,
     mut request: Request<Incoming>,
     peer: SocketAddr,
 ) -> Response<LoggedBody> {
     let started = Instant::now();
     let request_id = request_id(&request);
-    let mut log = access::AccessLog::new(&request, &request_id, peer, started);
+    let mut log = access::AccessLog::new(access_log, &request, &request_id, peer, started);
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         request.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
-    let response = match router.route(&mut request) {
-        Some(app) => {
-            log.app(app.name());
-            app.handle(request, &request_id).await
+    let response = if let Err(reason) = check_host(&request) {
+        METRICS.rejected.with_label_values(&["-", "400"]).inc();
+        wasmhost_runtime::app::error_response(http::StatusCode::BAD_REQUEST, reason)
+    } else {
+        match router.route(&mut request) {
+            Some(app) => {
+                log.app(app.name());
+                app.handle(request, &request_id).await
+            }
+            None => wasmhost_runtime::app::error_response(http::StatusCode::NOT_FOUND, "no app serves this address"),
         }
-        None => wasmhost_runtime::app::error_response(http::StatusCode::NOT_FOUND, "no app serves this address"),
     };
     let (mut parts, body) = response.into_parts();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -197,6 +217,25 @@ async fn handle(
     }
     log.response(&parts);
     Response::from_parts(parts, LoggedBody::new(body, log))
+}
+
+/// Refuses what RFC 9112 §3.2 says a server must answer with 400: more than
+/// one `Host` header, or one that is not `host[:port]`. Routing reads the
+/// host, so an ambiguous one must not reach it.
+fn check_host<B>(request: &Request<B>) -> Result<(), &'static str> {
+    let mut hosts = request.headers().get_all(http::header::HOST).iter();
+    let (Some(host), None) = (hosts.next(), hosts.next()) else {
+        return match request.headers().contains_key(http::header::HOST) {
+            true => Err("more than one Host header"),
+            false => Ok(()),
+        };
+    };
+    let valid = host
+        .to_str()
+        .ok()
+        .filter(|host| !host.contains('@'))
+        .is_some_and(|host| host.parse::<http::uri::Authority>().is_ok());
+    if valid { Ok(()) } else { Err("invalid Host header") }
 }
 
 /// The client's `x-request-id` when it is short and printable, else a new

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+
 use http::Request;
 use wasmhost_reload::AppSlot;
 use wasmhost_runtime::App;
@@ -47,39 +49,32 @@ impl Route {
 /// the apps that list no host are. Among the candidates the longest
 /// matching path prefix wins. The path reaches the app unchanged, unless
 /// its route strips the prefix.
+///
+/// The route table can be replaced while requests are being routed (a
+/// config reload); each request sees either the old table or the new one.
 pub struct Router {
-    routes: Vec<(Route, Arc<AppSlot>)>,
+    routes: ArcSwap<Vec<(Route, Arc<AppSlot>)>>,
 }
 
 impl Router {
     /// A router sending everything to the app in `slot`.
     pub fn single(slot: Arc<AppSlot>) -> Self {
-        Self { routes: vec![(Route::default(), slot)] }
+        Self { routes: ArcSwap::from_pointee(vec![(Route::default(), slot)]) }
     }
 
     /// A router over `routes`; fails when two apps claim the same host and
     /// prefix, since one of them could never be reached.
     pub fn new(routes: Vec<(Route, Arc<AppSlot>)>) -> anyhow::Result<Self> {
-        for (i, (route, slot)) in routes.iter().enumerate() {
-            for (other, other_slot) in &routes[..i] {
-                let same_hosts = {
-                    let (mut a, mut b) = (route.hosts.clone(), other.hosts.clone());
-                    a.sort();
-                    b.sort();
-                    a == b || a.iter().any(|host| b.contains(host))
-                };
-                let same_prefix = route.prefix.trim_end_matches('/') == other.prefix.trim_end_matches('/');
-                anyhow::ensure!(
-                    !(same_hosts && same_prefix),
-                    "apps `{}` and `{}` both serve prefix {} on the same host; give one of them another \
-                     `prefix` or `hosts`",
-                    other_slot.name(),
-                    slot.name(),
-                    route.prefix
-                );
-            }
-        }
-        Ok(Self { routes })
+        check_routes(&routes)?;
+        Ok(Self { routes: ArcSwap::from_pointee(routes) })
+    }
+
+    /// Routes by `routes` from now on, or fails as [`Router::new`] does and
+    /// keeps routing as before.
+    pub fn replace(&self, routes: Vec<(Route, Arc<AppSlot>)>) -> anyhow::Result<()> {
+        check_routes(&routes)?;
+        self.routes.store(Arc::new(routes));
+        Ok(())
     }
 
     /// The version of the app serving `request` now, or `None` when no app
@@ -87,16 +82,16 @@ impl Router {
     /// route says so. The caller holds the app for the whole request, so a
     /// reload never switches versions under a request.
     pub fn route<B>(&self, request: &mut Request<B>) -> Option<Arc<App>> {
-        if let [(route, slot)] = self.routes.as_slice() {
+        let routes = self.routes.load();
+        if let [(route, slot)] = routes.as_slice() {
             if route.hosts.is_empty() && route.prefix == "/" {
                 return Some(slot.current());
             }
         }
         let host = request_host(request).unwrap_or_default();
         let path = request.uri().path();
-        let named = self.routes.iter().any(|(route, _)| route.names_host(&host));
-        let (len, route, slot) = self
-            .routes
+        let named = routes.iter().any(|(route, _)| route.names_host(&host));
+        let (len, route, slot) = routes
             .iter()
             .filter(|(route, _)| if named { route.names_host(&host) } else { route.hosts.is_empty() })
             .filter_map(|(route, slot)| route.prefix_match(path).map(|len| (len, route, slot)))
@@ -109,8 +104,32 @@ impl Router {
 
     /// Every app slot, for reloads and introspection.
     pub fn slots(&self) -> Vec<Arc<AppSlot>> {
-        self.routes.iter().map(|(_, slot)| slot.clone()).collect()
+        self.routes.load().iter().map(|(_, slot)| slot.clone()).collect()
     }
+}
+
+/// Fails when two of `routes` claim the same host and prefix.
+fn check_routes(routes: &[(Route, Arc<AppSlot>)]) -> anyhow::Result<()> {
+    for (i, (route, slot)) in routes.iter().enumerate() {
+        for (other, other_slot) in &routes[..i] {
+            let same_hosts = {
+                let (mut a, mut b) = (route.hosts.clone(), other.hosts.clone());
+                a.sort();
+                b.sort();
+                a == b || a.iter().any(|host| b.contains(host))
+            };
+            let same_prefix = route.prefix.trim_end_matches('/') == other.prefix.trim_end_matches('/');
+            anyhow::ensure!(
+                !(same_hosts && same_prefix),
+                "apps `{}` and `{}` both serve prefix {} on the same host; give one of them another \
+                 `prefix` or `hosts`",
+                other_slot.name(),
+                slot.name(),
+                route.prefix
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Removes the first `len` bytes of the request's path (a matched prefix);

@@ -1,0 +1,120 @@
+"""Outbound HTTP from guests: denied by default, allowed per app by an
+allow-list, private and loopback addresses refused after DNS unless listed,
+and the authority always the one the guest wrote (never the inbound Host).
+
+An upstream `http.server` on 127.0.0.1 plays the allowed service; the
+`outbound` guest fetches what a test asks for and reports the status, or
+the `wasi:http` error code the host gave it.
+"""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import urllib.parse
+
+import pytest
+
+from wasmhost_testing import Server
+
+
+class Upstream(http.server.ThreadingHTTPServer):
+    """A local service that answers with the Host header it received."""
+
+    def __init__(self) -> None:
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                body = f"upstream host={self.headers.get('host')} path={self.path}".encode()
+                self.send_response(200)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+    def __enter__(self) -> "Upstream":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    with Upstream() as server:
+        yield server
+
+
+def fetch(server: Server, url: str, **headers: str) -> tuple[int, str]:
+    """Has the guest GET `url`; returns the guest's status and text."""
+    status, _, body = server.request("GET", "/fetch?url=" + urllib.parse.quote(url, safe=""), headers=headers)
+    return status, body.decode()
+
+
+def test_nothing_is_reachable_by_default(make_server, upstream):
+    with make_server("outbound") as server:
+        assert fetch(server, f"http://127.0.0.1:{upstream.port}/x") == (502, "error=ErrorCode_HttpRequestDenied")
+        assert "outbound HTTP request refused" in server.wait_for_log("outbound HTTP request refused").group(0)
+
+
+def test_a_listed_local_service_is_reachable(make_server, upstream):
+    with make_server("outbound", "--allow-outbound", f"http://127.0.0.1:{upstream.port}") as server:
+        status, text = fetch(server, f"http://127.0.0.1:{upstream.port}/api?q=1", host="evil.example")
+        assert status == 200, text
+        # The authority is the guest's, not the inbound request's Host.
+        assert text == f"status=200\nupstream host=127.0.0.1:{upstream.port} path=/api?q=1"
+        # Only the listed port: the next port over is refused, the listed
+        # one still works after a refusal.
+        assert fetch(server, f"http://127.0.0.1:{upstream.port + 1}/") == (502, "error=ErrorCode_HttpRequestDenied")
+        assert fetch(server, f"https://127.0.0.1:{upstream.port}/") == (502, "error=ErrorCode_HttpRequestDenied")
+        assert fetch(server, f"http://127.0.0.1:{upstream.port}/again")[0] == 200
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::ffff:127.0.0.1]"])
+def test_private_addresses_need_their_own_entry(make_server, upstream, host):
+    """`*` allows any public host; loopback stays refused, whether written
+    as an address or reached through a name that resolves to it."""
+    with make_server("outbound", "--allow-outbound", "*") as server:
+        url = f"http://{host}:{upstream.port}/"
+        assert fetch(server, url) == (502, "error=ErrorCode_DestinationIpProhibited")
+    with make_server("outbound", "--allow-outbound", "localhost", "--allow-outbound", "127.0.0.0/8") as server:
+        status, text = fetch(server, f"http://localhost:{upstream.port}/")
+        assert status == 200 and text.startswith("status=200\nupstream host=localhost:"), text
+
+
+def test_allow_lists_are_per_app(wasmhost_bin, guests, upstream, tmp_path):
+    """One process, two apps on the same module: only the app that lists the
+    service reaches it."""
+    config = tmp_path / "wasmhost.toml"
+    config.write_text(
+        f"""
+[[app]]
+name = "allowed"
+module = "{guests['outbound']}"
+prefix = "/a"
+strip_prefix = true
+allowed_outbound = ["http://127.0.0.1:{upstream.port}"]
+
+[[app]]
+name = "denied"
+module = "{guests['outbound']}"
+prefix = "/d"
+strip_prefix = true
+"""
+    )
+    with Server(wasmhost_bin, "", [], subcommand="serve", config=config) as server:
+        url = urllib.parse.quote(f"http://127.0.0.1:{upstream.port}/", safe="")
+        status, _, body = server.request("GET", f"/a/fetch?url={url}")
+        assert status == 200 and body.startswith(b"status=200"), body
+        assert server.request("GET", f"/d/fetch?url={url}")[::2] == (502, b"error=ErrorCode_HttpRequestDenied")
+
