@@ -1,5 +1,5 @@
 # wasmhost developer entry points. README.md's quick start uses `make serve`
-# and `make test`; .ci/run calls `make test`.
+# and `make test`; .ci/run calls `make audit`, then `make test`.
 
 VENV      := .venv
 PYTHON    ?= python3
@@ -7,7 +7,7 @@ CPY_VER   := 0.25.1
 WASMHOST  := target/release/wasmhost
 ADDR      ?= 127.0.0.1:8080
 
-.PHONY: serve test build venv guests bench
+.PHONY: serve test build venv guests bench fuzz
 
 # Project-local venv with componentize-py (guest builds) and pytest (tests).
 $(VENV)/.installed: Makefile
@@ -34,3 +34,16 @@ test: venv build guests
 
 bench: venv build
 	bench/run.sh
+
+# Supply chain: cargo-deny (RustSec advisories, licences, bans, sources; see
+# deny.toml). Installs cargo-deny into target/tools on first use. Offline, the
+# advisories are skipped with a loud warning (docs/reliability.md, "Supply chain").
+.PHONY: audit
+audit:
+	scripts/audit.sh
+
+# Fuzz the JSON and validation imports and the config parser, each target
+# for FUZZ_SECONDS (default 60); needs nightly and cargo-fuzz. Not part of
+# `make test`. See docs/reliability.md, "Fuzzing".
+fuzz:
+	fuzz/run.sh

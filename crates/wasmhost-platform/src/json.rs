@@ -53,7 +53,15 @@ impl JsonError {
             Some((message, _)) => message.to_owned(),
             None => message,
         };
-        Self::new(ErrorKind::Syntax, message, error.line(), error.column())
+        // serde_json says column 0 for the end of input at the start of a
+        // line (an empty document, or one ending in a newline); ours are
+        // 1-based.
+        Self::new(
+            ErrorKind::Syntax,
+            message,
+            error.line(),
+            error.column().max(1),
+        )
     }
 
     /// The error as one line of prose, position included.
@@ -153,6 +161,17 @@ fn check_string(bytes: &[u8], open: usize) -> Result<usize, JsonError> {
                 }
             }
             b'\\' => i += 2,
+            // serde_json refuses these too, but when it only checks a
+            // string (`check`, `minify`, `extract`) it reports the column
+            // before the character.
+            0x00..=0x1F => {
+                return Err(JsonError::at(
+                    ErrorKind::Syntax,
+                    "control character (\\u0000-\\u001F) found while parsing a string",
+                    bytes,
+                    i,
+                ))
+            }
             _ => i += 1,
         }
     }
@@ -806,6 +825,36 @@ mod tests {
             err(minify(b"[\"\xe2\x82\"]", false)).kind,
             ErrorKind::Syntax
         );
+    }
+
+    /// Found by `fuzz/` (json_check): column 0 with line 1.
+    #[test]
+    fn end_of_input_positions_are_1_based() {
+        let e = err(check(b""));
+        assert_eq!(
+            (e.kind, e.line, e.column),
+            (ErrorKind::Syntax, 1, 1),
+            "{e:?}"
+        );
+        let e = err(check(b"[1,\n"));
+        assert_eq!((e.line, e.column), (2, 1), "{e:?}");
+    }
+
+    /// Found by `fuzz/` (schema_compile_validate): `check` put a control
+    /// character one column before where validation put it.
+    #[test]
+    fn control_characters_in_strings_are_located_alike_everywhere() {
+        let doc = b"[\"ok\",\n \"a\x00\"]";
+        let e = err(check(doc));
+        assert_eq!(
+            (e.kind, e.line, e.column),
+            (ErrorKind::Syntax, 2, 4),
+            "{e:?}"
+        );
+        assert!(e.message.contains("control character"), "{e:?}");
+        let parsed = err(parse_value(doc));
+        assert_eq!((parsed.line, parsed.column), (2, 4), "{parsed:?}");
+        assert_eq!(err(minify(b"\"\t\"", false)).column, 2);
     }
 
     #[test]

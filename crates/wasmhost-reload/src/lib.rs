@@ -71,7 +71,7 @@ pub struct AppSlot {
 impl AppSlot {
     /// Loads the first version of the app described by `spec`.
     pub async fn load(engine: &Engine, cache: &CompileCache, spec: AppSpec) -> Result<Arc<Self>> {
-        let bytes = read_module(&spec.module)?;
+        let (bytes, _) = read_off_thread(&spec.module).await?;
         let app = App::new(engine, cache, &spec, bytes).await?;
         Ok(Arc::new(Self {
             spec,
@@ -138,8 +138,8 @@ impl AppSlot {
     }
 
     async fn build_and_swap(&self) -> Result<Reloaded> {
-        let bytes = read_module(&self.spec.module)?;
-        if wasmhost_runtime::cache::module_digest(&bytes) == self.current.load().digest() {
+        let (bytes, digest) = read_off_thread(&self.spec.module).await?;
+        if digest == self.current.load().digest() {
             return Ok(Reloaded::Unchanged);
         }
         let app = App::new(&self.engine, &self.cache, &self.spec, bytes).await?;
@@ -169,6 +169,20 @@ impl AppSlot {
             Err(_) => true,
         }
     }
+}
+
+/// Reads a module file and its digest on a blocking thread: a 20 MB
+/// Python component takes tens of milliseconds to read and hash, which on
+/// an async worker would stall the requests queued behind it.
+async fn read_off_thread(path: &Path) -> Result<(Vec<u8>, String)> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let bytes = read_module(&path)?;
+        let digest = wasmhost_runtime::cache::module_digest(&bytes);
+        Ok((bytes, digest))
+    })
+    .await
+    .context("the module reader thread panicked")?
 }
 
 /// Watches an app's module file and reloads the app when it changes, until
