@@ -15,7 +15,9 @@ import urllib.parse
 
 import pytest
 
-from wasmhost_testing import Server
+import json
+
+from wasmhost_testing import ROOT, Server
 
 
 class Upstream(http.server.ThreadingHTTPServer):
@@ -26,6 +28,15 @@ class Upstream(http.server.ThreadingHTTPServer):
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
                 body = f"upstream host={self.headers.get('host')} path={self.path}".encode()
                 self.send_response(200)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:  # noqa: N802
+                data = self.rfile.read(int(self.headers.get("content-length", "0")))
+                body = f"{self.headers.get('content-type')} {data.decode()}".encode()
+                self.send_response(201)
+                self.send_header("content-type", "text/plain")
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -118,3 +129,26 @@ strip_prefix = true
         assert status == 200 and body.startswith(b"status=200"), body
         assert server.request("GET", f"/d/fetch?url={url}")[::2] == (502, b"error=ErrorCode_HttpRequestDenied")
 
+
+
+def test_the_sdk_fetch(wasmhost_bin, upstream):
+    """`wasmhost.fetch` in an SDK app: a GET and a JSON POST reach the
+    allowed upstream; a refused request is an `OutboundError` with the
+    host's error code, which the app can handle."""
+    app = ROOT / "tests" / "apps" / "fetch" / "app.py"
+    allow = ["--allow-outbound", f"http://127.0.0.1:{upstream.port}"]
+    with Server(wasmhost_bin, app, allow, start_timeout=600) as server:
+        url = urllib.parse.quote(f"http://127.0.0.1:{upstream.port}/x?y=1", safe="")
+        status, _, body = server.request("GET", f"/get?url={url}")
+        assert status == 200, body
+        assert json.loads(body) == {
+            "status": 200, "body": f"upstream host=127.0.0.1:{upstream.port} path=/x?y=1", "type": None,
+        }
+        status, _, body = server.request(
+            "POST", f"/post?url={url}", body=b'{"a": [1, 2]}', headers={"content-type": "application/json"}
+        )
+        assert status == 200, body
+        assert json.loads(body) == {"status": 201, "body": 'application/json {"a":[1,2]}', "type": "text/plain"}
+        other = urllib.parse.quote(f"http://127.0.0.1:{upstream.port + 1}/", safe="")
+        status, _, body = server.request("GET", f"/get?url={other}")
+        assert (status, json.loads(body)) == (502, {"error": "HttpRequestDenied"})

@@ -106,3 +106,10 @@ def test_multidict_and_headers_helpers() -> None:
     assert "c" not in headers
     with pytest.raises(ValueError):
         headers.add("x", "bad\r\nvalue")
+
+
+@pytest.mark.parametrize("url", ["ftp://files.example/x", "/relative", "http://", "example.com/x"])
+def test_fetch_refuses_urls_it_cannot_send(url: str) -> None:
+    """Checked before anything reaches the host (so natively testable)."""
+    with pytest.raises(ValueError, match="http:// or https://"):
+        wasmhost.fetch(url)

@@ -46,6 +46,7 @@ from ._errors import (
     UnprocessableEntity,
     UnsupportedMediaType,
 )
+from ._fetch import FetchResponse, OutboundError, fetch
 from ._request import Request
 from ._response import Response
 from .json import JSONError, Schema, SchemaError, ValidationError, ValidationFailed
@@ -57,6 +58,7 @@ __all__ = [
     "BadRequest",
     "Config",
     "Conflict",
+    "FetchResponse",
     "Forbidden",
     "Gone",
     "HTTPError",
@@ -67,6 +69,7 @@ __all__ = [
     "MethodNotAllowed",
     "NotAcceptable",
     "NotFound",
+    "OutboundError",
     "PayloadTooLarge",
     "QueryDict",
     "Request",
@@ -84,5 +87,6 @@ __all__ = [
     "__version__",
     "config",
     "env",
+    "fetch",
     "json",
 ]

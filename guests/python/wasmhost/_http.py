@@ -12,14 +12,26 @@ import sys
 from collections.abc import Iterable
 
 from componentize_py_types import Err, Ok
+from wit_world.imports import outgoing_handler
 from wit_world.imports.streams import OutputStream, StreamError_Closed
 from wit_world.imports.types import (
     Fields,
     IncomingBody,
     IncomingRequest,
+    Method_Connect,
+    Method_Delete,
+    Method_Get,
+    Method_Head,
+    Method_Options,
     Method_Other,
+    Method_Patch,
+    Method_Post,
+    Method_Put,
+    Method_Trace,
     OutgoingBody,
+    OutgoingRequest,
     OutgoingResponse,
+    RequestOptions,
     ResponseOutparam,
     Scheme_Http,
     Scheme_Https,
@@ -91,7 +103,11 @@ class RequestHead:
 
 def read_body(request: IncomingRequest) -> bytes:
     """Read the whole request body (call at most once per request)."""
-    body = request.consume()
+    return _read_all(request.consume())
+
+
+def _read_all(body: IncomingBody) -> bytes:
+    """Read an incoming body to its end and finish it."""
     chunks = []
     with body.stream() as source:
         while True:
@@ -202,6 +218,63 @@ def _write_all(sink: OutputStream, data: bytes) -> None:
         sink.write(data if offset == 0 and end == size else data[offset:end])
         offset = end
     sink.blocking_flush()
+
+
+METHODS = {
+    "GET": Method_Get, "HEAD": Method_Head, "POST": Method_Post, "PUT": Method_Put,
+    "DELETE": Method_Delete, "CONNECT": Method_Connect, "OPTIONS": Method_Options,
+    "TRACE": Method_Trace, "PATCH": Method_Patch,
+}
+
+
+def _unwrap(value):
+    """The value of an `Ok`; raises an `Err`; anything else as it is."""
+    if isinstance(value, Ok):
+        return value.value
+    if isinstance(value, Err):
+        raise value
+    return value
+
+
+def send_request(
+    method: str,
+    scheme: str,
+    authority: str,
+    path: str,
+    headers: Iterable[tuple[str, str]],
+    body: bytes,
+    timeout: float | None,
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Send one request through `wasi:http/outgoing-handler` and read the
+    whole response: (status, headers, body). Raises `Err` carrying the
+    host's `error-code` when the host refuses or the request fails."""
+    request = OutgoingRequest(Fields.from_list(_pairs(headers)))
+    method_type = METHODS.get(method.upper())
+    request.set_method(method_type() if method_type else Method_Other(method))
+    request.set_scheme(Scheme_Https() if scheme == "https" else Scheme_Http())
+    request.set_authority(authority)
+    request.set_path_with_query(path)
+    options = None
+    if timeout is not None:
+        options = RequestOptions()
+        nanos = int(timeout * 1e9)
+        options.set_connect_timeout(nanos)
+        options.set_first_byte_timeout(nanos)
+        options.set_between_bytes_timeout(nanos)
+    outgoing = request.body()
+    future = outgoing_handler.handle(request, options)
+    if body:
+        with outgoing.write() as sink:
+            _write_all(sink, body)
+    OutgoingBody.finish(outgoing, None)
+    with future.subscribe() as ready:
+        ready.block()
+    response = _unwrap(_unwrap(future.get()))
+    with response.headers() as fields:
+        pairs = [(name, bytes(value).decode("latin-1")) for name, value in fields.entries()]
+    status = response.status()
+    data = _read_all(response.consume())
+    return status, pairs, data
 
 
 def log(message: str) -> None:
