@@ -109,36 +109,63 @@ def run():
         with lock:
             counts[status] = counts.get(status, 0) + 1
         if status == 503:
-            time.sleep(0.005)  # a client that backs off a little, not a CPU burner
+            # Backs off so the clients, which share the server's two cores
+            # here but would not in production, do not burn them.
+            time.sleep(0.05)
 threads = [threading.Thread(target=run) for _ in range(16)]
 for t in threads: t.start()
 for t in threads: t.join()
 print(" ".join(f"{k}={v}" for k, v in sorted(counts.items())))
 """
 
+FLOOD_SLEEP = 0.2  # seconds the flooded tenant's guest sleeps per request
+FLOOD_SECONDS = 4.0  # 1 s to saturate, then the loaded measurement (< 1 s)
+ROUNDS = 3
 
-@pytest.mark.time_limit(180)
-def test_a_flooded_tenant_does_not_starve_another(tenants):
-    """Tenant `faults` is flooded far past its one instance and short queue
-    (its guest sleeps 200 ms per request) by 16 clients in another process;
-    tenant `hello` keeps its latency and sees no errors."""
-    p99(tenants, "/", 50)  # warm up
-    unloaded = p99(tenants, "/", 300)
+
+def flooded_round(server: Server) -> tuple[float, float]:
+    """One unloaded p99 of `hello`, then one while `faults` is flooded."""
+    unloaded = p99(server, "/", 300)
     flood = subprocess.Popen(
-        [sys.executable, "-c", FLOOD, str(tenants.port), "/faults/sleep?ms=200", "6"],
+        [sys.executable, "-c", FLOOD, str(server.port), f"/faults/sleep?ms={int(FLOOD_SLEEP * 1000)}", str(FLOOD_SECONDS)],
         stdout=subprocess.PIPE, text=True,
     )
     try:
         time.sleep(1)
-        loaded = p99(tenants, "/", 300)
+        loaded = p99(server, "/", 300)
+        assert flood.poll() is None, "the flood ended before the loaded measurement did"
     finally:
         out, _ = flood.communicate(timeout=30)
     counts = dict(item.split("=") for item in out.split())
     assert "503" in counts, f"the flooded tenant was saturated (its queue overflowed): {out}"
     assert set(counts) <= {"200", "503"}, out
-    # 2 ms of slack for scheduling noise on a 2-core machine shared with the
-    # clients; a tenant queued behind the flooded one would wait 100+ ms.
-    assert loaded <= 2 * unloaded + 0.002, f"p99 unloaded {unloaded * 1000:.2f} ms, loaded {loaded * 1000:.2f} ms"
+    # Starvation, i.e. a `hello` request waiting in `faults`' queue, for its
+    # instance, or on a runtime thread a `faults` request blocks, costs part
+    # of the 200 ms that guest sleeps: never allowed, in any round.
+    assert loaded < FLOOD_SLEEP / 4, f"starved: p99 unloaded {unloaded * 1000:.2f} ms, loaded {loaded * 1000:.2f} ms"
+    return unloaded, loaded
+
+
+@pytest.mark.time_limit(180)
+def test_a_flooded_tenant_does_not_starve_another(tenants):
+    """Tenant `faults` is flooded far past its one instance and short queue
+    (its guest sleeps 200 ms per request) by 16 clients in another process;
+    tenant `hello` sees no errors and its p99 stays within 2x of unloaded
+    (+1 ms for timer and scheduler granularity).
+
+    A p99 of 300 requests is the third-slowest one, so on a 2-core machine
+    shared with the clients one preemption by another process can decide it.
+    Such noise is transient and unfairness is systematic, so a round that
+    misses the 2x bound is measured again, up to three rounds; every round
+    must still be free of errors and starvation."""
+    p99(tenants, "/", 50)  # warm up
+    rounds = []
+    for _ in range(ROUNDS):
+        unloaded, loaded = flooded_round(tenants)
+        rounds.append(f"{unloaded * 1000:.2f} -> {loaded * 1000:.2f} ms")
+        if loaded <= 2 * unloaded + 0.001:
+            return
+    pytest.fail(f"p99 of hello (unloaded -> loaded) exceeded 2x in every round: {'; '.join(rounds)}")
 
 
 @pytest.mark.parametrize(
