@@ -100,7 +100,7 @@ def scrape(server: Server) -> set[str]:
 
 
 @pytest.mark.time_limit(600)
-def test_every_dashboard_metric_is_exported(make_server, wasmhost_bin):
+def test_every_dashboard_metric_is_exported(make_server, wasmhost_bin, guests, tmp_path):
     wanted = dashboard_metrics()
     assert len(wanted) >= 12
     exported = set()
@@ -114,5 +114,11 @@ def test_every_dashboard_metric_is_exported(make_server, wasmhost_bin):
     # ...and an app that calls the host's JSON imports.
     with Server(wasmhost_bin, ROOT / "tests" / "apps" / "platform" / "app.py", start_timeout=600) as server:
         assert server.request("POST", "/json/check", body=b"[]")[0] == 200
+        exported |= scrape(server)
+    # ...and a config file (the config-reload panel).
+    config = tmp_path / "wasmhost.toml"
+    config.write_text(f'[[app]]\nname = "hello"\nmodule = "{guests["hello"]}"\nprefix = "/"\n')
+    with Server(wasmhost_bin, "", [], subcommand="serve", config=config) as server:
+        assert server.request("GET", "/")[0] == 200
         exported |= scrape(server)
     assert wanted <= exported, f"queried by the dashboard but not exported: {sorted(wanted - exported)}"

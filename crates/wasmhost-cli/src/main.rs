@@ -590,6 +590,10 @@ async fn run(plan: Plan) -> Result<()> {
 /// Re-reads the config file of `source` into `tenants`, logging and
 /// counting each attempt.
 fn config_reloader(tenants: Arc<Tenants>, source: ConfigSource) -> ConfigReload {
+    // Both series start at 0, so `increase()` sees the first reload.
+    for result in ["applied", "refused"] {
+        METRICS.config_reloads.with_label_values(&[result]);
+    }
     let source = Arc::new(source);
     Arc::new(move |trigger| {
         let (tenants, source) = (tenants.clone(), source.clone());
