@@ -7,6 +7,7 @@ never as a trap, and the server must keep serving.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 
@@ -170,3 +171,52 @@ def test_unhandled_exception_is_a_500_from_the_sdk(server):
     assert b"boom" not in body, "the traceback goes to the log, not the client"
     assert server.wait_for_log(r"boom: an unhandled exception", timeout=5)
     assert reached(server) >= 0, "the instance keeps serving"
+
+
+# wasmhost:platform/exchange: the SDK reads request heads and bodies and
+# sends responses in one host call each.
+
+
+@pytest.mark.parametrize(
+    "size, chunked",
+    [
+        pytest.param(0, False, id="empty"),
+        pytest.param(100_000, False, id="buffered-by-the-host"),
+        pytest.param(2 << 20, False, id="over-1MiB-streamed"),
+        pytest.param(300_000, True, id="chunked-streamed"),
+    ],
+)
+def test_the_app_reads_every_body_whole(server, size, chunked):
+    body = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    sent = [body[i : i + 65536] for i in range(0, len(body), 65536)] if chunked else body
+    status, _, answer = server.request("POST", "/body/digest", body=sent)
+    assert status == 200, answer
+    assert json.loads(answer) == {"size": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+
+
+def test_the_app_sees_the_request_head_as_sent(server):
+    conn = server.connection(10)
+    try:
+        conn.putrequest("GET", "/headers?x=1", skip_accept_encoding=True)
+        for name, value in [("X-Multi", "one"), ("Accept", "*/*"), ("x-multi", "two"), ("X-Latin", "caf\xe9")]:
+            conn.putheader(name, value.encode("latin-1"))
+        conn.putheader("Connection", "keep-alive")
+        conn.endheaders()
+        response = conn.getresponse()
+        status, answer = response.status, response.read()
+    finally:
+        conn.close()
+    assert status == 200, answer
+    pairs = [tuple(pair) for pair in json.loads(answer)["headers"]]
+    assert [p for p in pairs if p[0] == "x-multi"] == [("x-multi", "one"), ("x-multi", "two")], "repeats kept, in order"
+    assert ("x-latin", "caf\xe9") in pairs, "values decoded as latin-1"
+    names = {name for name, _ in pairs}
+    assert "host" not in names and "connection" not in names, "wasi:http hides these, and so does the one-call head"
+
+
+def test_a_response_the_host_refuses_is_a_500_and_the_app_goes_on(server):
+    status, _, body = server.request("GET", "/bad-header")
+    assert status == 500
+    assert b"never sent" not in body
+    assert server.wait_for_log(r"the host refused the response.*invalid value for header x-bad", timeout=5)
+    assert server.request("GET", "/count")[0] == 200, "the instance keeps serving"

@@ -139,6 +139,48 @@ def test_streamed_iterable_is_closed() -> None:
     assert log.count("close") == 1
 
 
+def test_a_body_known_to_be_complete_is_not_streamed() -> None:
+    """An iterable whose first chunk matches the declared Content-Length
+    (what Flask/Werkzeug return), or that ends without a non-empty chunk,
+    is sent in one piece; its close() is called at once."""
+    log: list = []
+
+    def declared(environ, start_response):
+        start_response("200 OK", [("Content-Length", "5")])
+        return Closing([b"hello", b"never pulled"], log)
+
+    response = run_wsgi(declared, environ_for())
+    assert not response.is_stream and response.body == b"hello"
+    assert log == [("yield", b"hello"), "close"]
+
+    def empty(environ, start_response):
+        start_response("204 No Content", [])
+        return Closing([b""], log)
+
+    log.clear()
+    response = run_wsgi(empty, environ_for())
+    assert not response.is_stream and response.body == b""
+    assert log == [("yield", b""), "close"]
+
+
+def test_a_body_that_may_go_on_is_streamed() -> None:
+    """Without a matching Content-Length the first chunk may not be all:
+    the rest is streamed, and nothing is pulled ahead of the headers."""
+
+    def shorter(environ, start_response):
+        start_response("200 OK", [("Content-Length", "6")])
+        return iter([b"abc", b"def"])
+
+    def undeclared(environ, start_response):
+        start_response("200 OK", [("Content-Length", "many")])
+        return iter([b"abc", b"def"])
+
+    for app in (shorter, undeclared):
+        response = run_wsgi(app, environ_for())
+        assert response.is_stream
+        assert list(response.chunks) == [b"abc", b"def"]
+
+
 def test_write_callable_comes_first() -> None:
     def app(environ, start_response):
         write = start_response("200 OK", [("Content-Type", "text/plain")])

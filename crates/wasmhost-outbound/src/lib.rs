@@ -289,8 +289,8 @@ pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
             let bits = u32::from(v4);
-            !(v4.is_loopback() || v4.is_private() || v4.is_link_local())
-                && !V4_SPECIAL.iter().any(|&(net, len)| bits >> (32 - len) == net >> (32 - len))
+            let special = V4_SPECIAL.iter().any(|&(net, len)| bits >> (32 - len) == net >> (32 - len));
+            !(v4.is_loopback() || v4.is_private() || v4.is_link_local() || special)
         }
         IpAddr::V6(v6) => {
             if let Some(v4) = v6.to_ipv4_mapped() {

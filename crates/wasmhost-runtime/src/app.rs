@@ -23,6 +23,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::WasiHttpView;
 
 use crate::cache::CompileCache;
+use crate::exchange::{BufferedBody, RequestHead};
 use crate::host::{GuestEnv, HostState};
 use crate::limits::Limits;
 use crate::metrics::METRICS;
@@ -144,6 +145,7 @@ impl App {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         wasmhost_platform::add_to_linker(&mut linker, HostState::platform)?;
+        crate::exchange::add_to_linker(&mut linker)?;
         let pre = linker.instantiate_pre(&compiled.component).map_err(anyhow::Error::from).with_context(|| {
             format!(
                 "{} needs imports wasmhost does not provide; build it for the wasi:http/proxy world",
@@ -273,10 +275,17 @@ impl App {
         });
         let (response_tx, response_rx) = oneshot::channel();
         lease.begin(request_id);
+        let head = RequestHead::of(&request);
         let resources = {
-            let mut http = lease.store().data_mut().http();
-            http.new_incoming_request(Scheme::Http, request)
-                .and_then(|req| Ok((req, http.new_response_outparam(response_tx)?)))
+            let state = lease.store().data_mut();
+            let mut http = state.http();
+            let resources = http
+                .new_incoming_request(Scheme::Http, request)
+                .and_then(|req| Ok((req, http.new_response_outparam(response_tx)?)));
+            if let Ok((req, _)) = &resources {
+                state.request_head = Some((req.rep(), head));
+            }
+            resources
         };
         let (guest_request, outparam) = match resources {
             Ok(resources) => resources,
@@ -437,8 +446,7 @@ impl App {
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
             return Err(response);
         }
-        let body = Full::new(bytes).map_err(|never| match never {}).boxed_unsync();
-        Ok(http::Request::from_parts(parts, body))
+        Ok(buffered(parts, bytes))
     }
 
     /// Buffers a body that declares at most [`BUFFERED_BODY_MAX`] bytes,
@@ -453,14 +461,18 @@ impl App {
         }
         let (parts, body) = request.into_parts();
         match tokio::time::timeout(self.spec.limits.request_timeout, body.collect()).await {
-            Ok(Ok(collected)) => {
-                let body = Full::new(collected.to_bytes()).map_err(|never| match never {}).boxed_unsync();
-                Ok(http::Request::from_parts(parts, body))
-            }
+            Ok(Ok(collected)) => Ok(buffered(parts, collected.to_bytes())),
             Ok(Err(_)) => Err(self.reject(StatusCode::BAD_REQUEST, "the request body could not be read")),
             Err(_) => Err(self.reject(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time")),
         }
     }
+}
+
+/// A request whose whole body the host has read: the body, and a copy of
+/// it for `exchange.take-body` (a reference, not a second buffer).
+fn buffered(mut parts: http::request::Parts, bytes: Bytes) -> http::Request<GuestBody> {
+    parts.extensions.insert(BufferedBody(bytes.clone()));
+    http::Request::from_parts(parts, Full::new(bytes).map_err(|never| match never {}).boxed_unsync())
 }
 
 /// Names the cause of a failed guest call.

@@ -13,6 +13,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use wasmhost_outbound::{OutboundHooks, OutboundPolicy};
 
+use crate::exchange::RequestHead;
 use crate::limits::MemoryLimiter;
 use wasmhost_platform::{PlatformCtx, PlatformView};
 
@@ -49,6 +50,9 @@ pub struct HostState {
     pub deadline: Instant,
     /// The request being served, for log lines.
     pub request: RequestTag,
+    /// The head of the request being served and the `rep` of its guest
+    /// handle, for `wasmhost:platform/exchange`.
+    pub request_head: Option<(u32, RequestHead)>,
 }
 
 impl HostState {
@@ -75,6 +79,7 @@ impl HostState {
             limiter: MemoryLimiter::new(memory_limit),
             deadline: Instant::now(),
             request,
+            request_head: None,
         })
     }
 }
@@ -95,6 +100,16 @@ impl HostState {
     /// What the `wasmhost:platform` imports see of the store.
     pub fn platform(&mut self) -> PlatformView<'_> {
         PlatformView { ctx: &self.platform, table: &mut self.table }
+    }
+
+    /// The store's resource table.
+    pub(crate) fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+
+    /// The `wasi:http` hooks (forbidden headers, outbound policy).
+    pub(crate) fn http_hooks(&mut self) -> &mut OutboundHooks {
+        &mut self.hooks
     }
 }
 

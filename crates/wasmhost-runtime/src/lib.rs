@@ -8,6 +8,8 @@
 //! * [`limits`] holds the per-app limits and the memory limiter that enforces
 //!   them inside a store.
 //! * [`host`] is the per-store host state: WASI, `wasi:http`, guest logs.
+//! * [`exchange`] implements `wasmhost:platform/exchange`, the one-call
+//!   request head and response for SDK guests.
 //! * [`pool`] is the [`InstancePool`]: pre-instantiated instances, recycling,
 //!   fresh-instance mode and bounded admission.
 //! * [`app`] ties them together: an [`App`] turns a `hyper` request into a
@@ -16,6 +18,7 @@
 pub mod app;
 pub mod cache;
 pub mod engine;
+pub mod exchange;
 pub mod host;
 pub mod limits;
 pub mod metrics;

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterable
 
 from componentize_py_types import Err, Ok
-from wit_world.imports import outgoing_handler
+from wit_world.imports import exchange, outgoing_handler
 from wit_world.imports.streams import OutputStream, StreamError_Closed
 from wit_world.imports.types import (
     Fields,
@@ -35,7 +35,6 @@ from wit_world.imports.types import (
     ResponseOutparam,
     Scheme_Http,
     Scheme_Https,
-    Scheme_Other,
 )
 
 READ_SIZE = 64 * 1024
@@ -63,46 +62,35 @@ NO_BODY_STATUSES = frozenset({204, 304})
 
 
 class RequestHead:
-    """The parts of an `IncomingRequest` read up front (headers on demand)."""
+    """The head of an `IncomingRequest`, read in one host call
+    (``wasmhost:platform/exchange.head``)."""
 
-    __slots__ = ("method", "target", "scheme", "authority", "_request", "_headers")
+    __slots__ = ("method", "target", "scheme", "authority", "_headers")
 
     def __init__(self, request: IncomingRequest) -> None:
-        self._request = request
-        self._headers: list[tuple[str, str]] | None = None
-        value = request.method()
-        if isinstance(value, Method_Other):
-            self.method: str = value.value.upper()
-        else:
-            self.method = type(value).__name__.removeprefix("Method_").upper()
-        self.target: str = request.path_with_query() or "/"
-        scheme = request.scheme()
-        if isinstance(scheme, Scheme_Https):
-            self.scheme: str = "https"
-        elif isinstance(scheme, Scheme_Other):
-            self.scheme = scheme.value
-        else:
-            self.scheme = "http"
-        self.authority: str | None = request.authority()
+        head = exchange.head(request)
+        self.method: str = head.method.upper()
+        self.target: str = head.path_with_query or "/"
+        self.scheme: str = head.scheme
+        self.authority: str | None = head.authority or None
+        self._headers: list[tuple[str, str]] = [(name, value.decode("latin-1")) for name, value in head.headers]
 
     def headers(self) -> list[tuple[str, str]]:
-        """The request's header fields as ``(name, value)`` pairs (values
-        decoded as latin-1); read from the host on first call."""
-        if self._headers is None:
-            with self._request.headers() as fields:
-                entries = fields.entries()
-            self._headers = [(name, bytes(value).decode("latin-1")) for name, value in entries]
+        """The request's header fields as ``(name, value)`` pairs (names
+        lower case, values decoded as latin-1)."""
         return self._headers
 
     def header(self, name: str) -> str | None:
         """The first value of header `name` (lower case), or None."""
-        with self._request.headers() as fields:
-            values = fields.get(name)
-        return bytes(values[0]).decode("latin-1") if values else None
+        return next((value for field, value in self._headers if field == name), None)
 
 
 def read_body(request: IncomingRequest) -> bytes:
-    """Read the whole request body (call at most once per request)."""
+    """Read the whole request body (call at most once per request): in one
+    host call when the host read it already, else streamed."""
+    body = exchange.take_body(request)
+    if body is not None:
+        return body
     return _read_all(request.consume())
 
 
@@ -148,9 +136,10 @@ class Sender:
         chunks: Iterable[bytes] | None = None,
         head_only: bool = False,
     ) -> None:
-        """Send the response: `body`, or the `chunks` (pulled one at a time,
-        each flushed before the next). Adds ``content-length`` for a
-        complete `body` unless given.
+        """Send the response: `body`, in one host call, or the `chunks`
+        (pulled one at a time, each flushed before the next) through
+        wasi-http streams. Adds ``content-length`` for a complete `body`
+        unless given.
 
         No body is written for 1xx/204/304 (``content-length`` is dropped)
         or with `head_only` (a HEAD request: ``content-length`` is kept as
@@ -163,6 +152,14 @@ class Sender:
             pairs = [(n, v) for n, v in pairs if n != "content-length"]
         elif chunks is None and not any(name == "content-length" for name, _ in pairs):
             pairs.append(("content-length", str(len(body)).encode()))
+        if chunks is None:
+            # The whole response in one host call (wasmhost:platform/exchange).
+            self.started = True
+            try:
+                exchange.respond(self.response_out, status, pairs, b"" if no_body else body)
+            except Err as err:
+                raise RuntimeError(f"the host refused the response (it answered 500): {err.value}") from None
+            return
         fields = Fields.from_list(pairs)
         response = OutgoingResponse(fields)
         response.set_status_code(status)
@@ -172,11 +169,8 @@ class Sender:
         try:
             if not no_body:
                 with outgoing.write() as sink:
-                    if chunks is None:
-                        _write_all(sink, body)
-                    else:
-                        for chunk in chunks:
-                            _write_all(sink, chunk)
+                    for chunk in chunks:
+                        _write_all(sink, chunk)
         except BaseException:
             _close_chunks(chunks)
             outgoing.__exit__(None, None, None)  # dropped unfinished: the host aborts the body

@@ -262,15 +262,27 @@ def run_wsgi(app: WSGIApp, environ: dict[str, Any]) -> Response:
             return response
         iterator = iter(result)
         first: list[bytes] = []
+        complete = False
         if not state.written:
             for chunk in iterator:
                 data = _check_chunk(chunk)
                 if data:
                     first.append(data)
                     break
+            else:
+                complete = True  # the iterable ended: the body is all in hand
         if state.status is None:
             raise RuntimeError("the WSGI app did not call start_response()")
         response = Response(b"", _status_code(state.status), state.headers)
+        if first and _declared_length(state.headers) == len(first[0]):
+            complete = True  # the first chunk is the whole body (Flask declares it)
+        if complete:
+            # Sent in one piece (one host call) instead of streamed.
+            _close(result)
+            state.headers_sent = True
+            response.body = b"".join(state.written + first)
+            state.written.clear()
+            return response
     except Exception as error:  # noqa: BLE001 - nothing was sent: answer 500
         if result is not None:
             try:
@@ -282,6 +294,14 @@ def run_wsgi(app: WSGIApp, environ: dict[str, Any]) -> Response:
     state.headers_sent = True
     response.chunks = WSGIBody(result, iterator, first, state)
     return response
+
+
+def _declared_length(headers: list[tuple[str, str]]) -> int | None:
+    """The ``Content-Length`` the app declared, if it is a number."""
+    for name, value in headers:
+        if name.lower() == "content-length":
+            return int(value) if value.strip().isdigit() else None
+    return None
 
 
 def _status_code(status: str) -> int:

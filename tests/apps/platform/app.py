@@ -10,8 +10,14 @@ validation. Built with `wasmhost build` (SDK app, world `app`).
 - `POST /orders`: host-validated against `ORDER`; counts the requests that
   reached Python (`GET /count`).
 - `GET /slow?ms=N`: keeps its instance busy for N milliseconds.
+- `POST /body/digest`: the size and SHA-256 of the body as the app read it
+  (in one host call when the host holds it, else streamed).
+- `GET /headers`: the request's header fields, in order, as JSON pairs.
+- `GET /bad-header`: a response with a control character in a header
+  value, which the SDK lets through and the host refuses.
 """
 
+import hashlib
 import time
 
 import wasmhost
@@ -120,3 +126,19 @@ def slow(request):
 @app.get("/boom")
 def boom(request):
     raise RuntimeError("boom: an unhandled exception in a handler")
+
+
+@app.post("/body/digest")
+def body_digest(request):
+    body = request.body
+    return {"size": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+
+
+@app.get("/headers")
+def headers(request):
+    return {"headers": list(request.headers.items())}
+
+
+@app.get("/bad-header")
+def bad_header(request):
+    return wasmhost.Response("never sent", headers={"x-bad": "a\x01b"})
