@@ -103,6 +103,16 @@ def test_requests_refused_before_routing_are_counted(make_server):
         assert counts == [1, 2], counts
 
 
+def test_access_log_says_a_bodyless_response_completed(make_server):
+    """hyper never polls the body of a HEAD response: the log line must still
+    say `complete`, not `client-gone`."""
+    with make_server("hello") as server:
+        assert server.request("GET", "/with-body")[0] == 200
+        assert server.request("HEAD", "/without-body")[0] == 200
+        server.wait_for_log(r'wasmhost::access: .*method=GET path=/with-body status=200 .*end="complete"')
+        server.wait_for_log(r'wasmhost::access: .*method=HEAD path=/without-body status=200 .*end="complete"')
+
+
 def test_access_log_template(make_server):
     """`--access-log TEMPLATE` writes one line per request from the template."""
     with make_server("hello", "--access-log", '{app} "{method} {path}" {status} {bytes}B id={request_id}') as server:

@@ -171,8 +171,10 @@ impl AccessLog {
 
 impl Drop for AccessLog {
     fn drop(&mut self) {
-        // hyper stops polling a body once it has sent `Content-Length` bytes.
-        if self.end == "client-gone" && self.content_length == Some(self.bytes) {
+        // hyper stops polling a body once it has sent `Content-Length` bytes,
+        // and never polls one that HTTP forbids (HEAD, 1xx, 204, 304).
+        let bodyless = self.method == "HEAD" || matches!(self.status, 100..=199 | 204 | 304);
+        if self.end == "client-gone" && (self.content_length == Some(self.bytes) || (bodyless && self.status != 0)) {
             self.end = "complete";
         }
         let elapsed = self.started.elapsed();
