@@ -93,10 +93,7 @@ pub struct Build {
 impl Build {
     /// The directories the guest must see at run time, as `(host, guest)`.
     pub fn guest_dirs(&self) -> Vec<(PathBuf, String)> {
-        vec![
-            (self.app_dir.clone(), GUEST_APP_DIR.to_owned()),
-            (self.deps_dir.clone(), GUEST_DEPS_DIR.to_owned()),
-        ]
+        vec![(self.app_dir.clone(), GUEST_APP_DIR.to_owned()), (self.deps_dir.clone(), GUEST_DEPS_DIR.to_owned())]
     }
 }
 
@@ -146,7 +143,8 @@ pub fn build(request: &BuildRequest) -> Result<Build> {
     let key = digest.finish();
     let module = request.target.split(':').next().unwrap_or("app").replace('.', "-");
     let component = cache.join("builds").join(format!("{module}-{key}.wasm"));
-    let built = Build { component: component.clone(), app_dir: app_dir.clone(), deps_dir: deps_dir.clone(), cached: true };
+    let built =
+        Build { component: component.clone(), app_dir: app_dir.clone(), deps_dir: deps_dir.clone(), cached: true };
     if component.is_file() {
         return Ok(built);
     }
@@ -307,10 +305,8 @@ impl Componentizer {
             )
         };
         let tool = std::path::absolute(&tool).context("cannot resolve the componentize-py path")?;
-        let output = Command::new(&tool)
-            .arg("--version")
-            .output()
-            .with_context(|| format!("cannot run {}", tool.display()))?;
+        let output =
+            Command::new(&tool).arg("--version").output().with_context(|| format!("cannot run {}", tool.display()))?;
         let version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
         // The venv's Python, for pip; else the one on PATH.
         let python = ["python3", "python"]
@@ -358,7 +354,8 @@ impl Componentizer {
             command.arg("-p").arg(path);
             guest_paths.push(path.to_path_buf());
         }
-        let result = command.arg("-o").arg(&tmp).output().with_context(|| format!("cannot run {}", self.tool.display()))?;
+        let result =
+            command.arg("-o").arg(&tmp).output().with_context(|| format!("cannot run {}", self.tool.display()))?;
         if !result.status.success() {
             let text = String::from_utf8_lossy(&result.stderr);
             bail!("{}", explain_failure(&text, &guest_paths));
@@ -375,10 +372,7 @@ impl Componentizer {
 fn explain_failure(stderr: &str, guest_paths: &[PathBuf]) -> String {
     // componentize-py wraps the guest's traceback in an AssertionError and
     // then prints its own (Rust) causes and backtrace.
-    let python = stderr
-        .split_once("AssertionError: ")
-        .map(|(_, rest)| rest)
-        .unwrap_or(stderr);
+    let python = stderr.split_once("AssertionError: ").map(|(_, rest)| rest).unwrap_or(stderr);
     let python = python.split("\nCaused by:").next().unwrap_or(python);
     let python = python.split("\nStack backtrace:").next().unwrap_or(python);
     let mut text = python.trim().to_owned();

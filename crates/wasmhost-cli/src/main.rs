@@ -13,11 +13,15 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod tenants;
 
 use wasmhost_build::{Build, BuildRequest, Interface};
-use wasmhost_runtime::engine::build_engine;
-use wasmhost_runtime::{AppSpec, CompileCache, EngineOptions, EpochTicker, GuestEnv, Isolation, Limits, OutboundPolicy};
 use wasmhost_config::{AppSource, Config, ServerConfig};
+use wasmhost_runtime::engine::build_engine;
 use wasmhost_runtime::metrics::METRICS;
-use wasmhost_server::{reload_all, serve_admin, AccessLogFormat, AdminState, ConfigReload, Route, Router, ServerOptions};
+use wasmhost_runtime::{
+    AppSpec, CompileCache, EngineOptions, EpochTicker, GuestEnv, Isolation, Limits, OutboundPolicy,
+};
+use wasmhost_server::{
+    reload_all, serve_admin, AccessLogFormat, AdminState, ConfigReload, Route, Router, ServerOptions,
+};
 
 use crate::tenants::{Capacity, Tenants};
 
@@ -252,10 +256,8 @@ fn execute(cli: Cli, explicit: &[&str]) -> Result<()> {
         Command::Build(_) => LogFormat::Text,
     };
     let _log = init_logging(log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve(args, explicit).await,
@@ -270,9 +272,8 @@ fn execute(cli: Cli, explicit: &[&str]) -> Result<()> {
 fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WASMHOST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .finish(std::io::stderr());
+    let (writer, guard) =
+        tracing_appender::non_blocking::NonBlockingBuilder::default().lossy(false).finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
@@ -309,8 +310,7 @@ async fn build(args: BuildArgs) -> Result<()> {
     let built = build_python(&args.app, args.python.interface.into(), &current_dir()?, cache_dir).await?;
     let component = match args.output {
         Some(output) => {
-            std::fs::copy(&built.component, &output)
-                .with_context(|| format!("cannot write {}", output.display()))?;
+            std::fs::copy(&built.component, &output).with_context(|| format!("cannot write {}", output.display()))?;
             output
         }
         None => built.component,
@@ -483,7 +483,12 @@ impl Plan {
     }
 
     /// The plan a config file describes; Python apps are built first.
-    async fn from_config(path: &std::path::Path, cache_dir: Option<PathBuf>, no_cache: bool, watch: bool) -> Result<Self> {
+    async fn from_config(
+        path: &std::path::Path,
+        cache_dir: Option<PathBuf>,
+        no_cache: bool,
+        watch: bool,
+    ) -> Result<Self> {
         let config = Config::load(path)?;
         let build_cache = cache_dir.clone().unwrap_or_else(CompileCache::default_dir);
         let apps = plan_apps(config.apps, &build_cache).await?;

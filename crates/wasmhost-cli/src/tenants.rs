@@ -120,7 +120,8 @@ impl Tenants {
         let mut next = Vec::new();
         let mut taken = vec![false; live.len()];
         for app in apps {
-            let same = (0..live.len()).find(|&i| !taken[i] && live[i].spec == app.spec && live[i].watched == app.mode.watched());
+            let same = (0..live.len())
+                .find(|&i| !taken[i] && live[i].spec == app.spec && live[i].watched == app.mode.watched());
             match same {
                 Some(i) => {
                     taken[i] = true;
@@ -161,12 +162,8 @@ impl Tenants {
                 }
             }
         }
-        let removed: Vec<String> = old
-            .into_iter()
-            .flatten()
-            .map(|app| app.spec.name)
-            .filter(|name| !changed.contains(name))
-            .collect();
+        let removed: Vec<String> =
+            old.into_iter().flatten().map(|app| app.spec.name).filter(|name| !changed.contains(name)).collect();
         Ok(json!({ "added": added, "changed": changed, "removed": removed, "kept": kept }))
     }
 }

@@ -244,8 +244,8 @@ impl ServerConfig {
 
 impl AppConfig {
     fn from_table(table: AppTable, base: &Path) -> Result<Self> {
-        let valid_name = !table.name.is_empty()
-            && table.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        let valid_name =
+            !table.name.is_empty() && table.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
         anyhow::ensure!(valid_name, "`name` must be letters, digits, `-`, `_` or `.`, got {:?}", table.name);
         let dir = base.join(table.dir.unwrap_or_default());
         let source = if table.module.ends_with(".wasm") {
@@ -271,7 +271,8 @@ impl AppConfig {
         }
 
         let defaults = Limits::default();
-        let to_usize = |size: Option<u64>, default: usize| size.map_or(default, |s| usize::try_from(s).unwrap_or(usize::MAX));
+        let to_usize =
+            |size: Option<u64>, default: usize| size.map_or(default, |s| usize::try_from(s).unwrap_or(usize::MAX));
         let limits = Limits {
             isolation: match table.isolation {
                 Some(IsolationName::Fresh) => Isolation::Fresh,
@@ -296,7 +297,14 @@ impl AppConfig {
             dirs.push((host, guest));
         }
         let env = GuestEnv { vars: table.env.into_iter().collect(), dirs, outbound: Arc::new(table.allowed_outbound) };
-        Ok(Self { name: table.name, source, route: Route { hosts, prefix, strip_prefix: table.strip_prefix }, limits, env, watch: table.watch })
+        Ok(Self {
+            name: table.name,
+            source,
+            route: Route { hosts, prefix, strip_prefix: table.strip_prefix },
+            limits,
+            env,
+            watch: table.watch,
+        })
     }
 }
 
@@ -344,7 +352,9 @@ mod tests {
         assert_eq!(shop.limits.max_instances, 3);
         assert_eq!(shop.limits.memory_limit, 64 << 20);
         assert_eq!(shop.env.vars, [("MODE".to_owned(), "demo".to_owned())]);
-        assert!(matches!(&shop.source, AppSource::Python { dir, interface: Interface::Wsgi, .. } if dir == Path::new("/srv/flask-shop")));
+        assert!(
+            matches!(&shop.source, AppSource::Python { dir, interface: Interface::Wsgi, .. } if dir == Path::new("/srv/flask-shop"))
+        );
         let api = &config.apps[1];
         assert!(matches!(&api.source, AppSource::Wasm(path) if path == Path::new("/srv/api.wasm")));
         assert_eq!(api.route.prefix, "/api");

@@ -52,7 +52,8 @@ impl Deps {
     /// the result. Blocks while pip runs.
     pub fn new(src_dir: &Path, cache_dir: &Path) -> Result<Self> {
         let key = hex::encode(&Sha256::digest(src_dir.as_os_str().as_encoded_bytes())[..8]);
-        let link = std::path::absolute(cache_dir.join("dev-deps").join(key)).context("cannot resolve the cache directory")?;
+        let link =
+            std::path::absolute(cache_dir.join("dev-deps").join(key)).context("cannot resolve the cache directory")?;
         let deps = Self {
             requirements: src_dir.join("requirements.txt"),
             cache_dir: cache_dir.to_owned(),
@@ -102,8 +103,8 @@ pub async fn probe(app: &App, src_dir: &Path) -> Result<()> {
     if status == http::StatusCode::OK {
         return Ok(());
     }
-    let text = String::from_utf8_lossy(&body)
-        .replace(&format!("\"{GUEST_APP_DIR}/"), &format!("\"{}/", src_dir.display()));
+    let text =
+        String::from_utf8_lossy(&body).replace(&format!("\"{GUEST_APP_DIR}/"), &format!("\"{}/", src_dir.display()));
     let text = text.trim_end();
     bail!("the app failed to import:\n{text}")
 }

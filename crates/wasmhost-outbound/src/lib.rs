@@ -94,7 +94,9 @@ impl OutboundPolicy {
         }
         let resolved: Vec<SocketAddr> = match target.host.parse::<IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, target.port)],
-            Err(_) => match tokio::time::timeout(timeout, tokio::net::lookup_host((target.host.as_str(), target.port))).await {
+            Err(_) => match tokio::time::timeout(timeout, tokio::net::lookup_host((target.host.as_str(), target.port)))
+                .await
+            {
                 Ok(Ok(addrs)) => addrs.collect(),
                 Ok(Err(_)) => return Err(Denied::Dns),
                 Err(_) => return Err(Denied::DnsTimeout),
@@ -242,9 +244,8 @@ fn split_port(text: &str) -> anyhow::Result<(&str, Option<u16>)> {
             None => (text, None),
         }
     };
-    let port = port
-        .map(|port| port.parse::<u16>().with_context(|| format!("{port:?} is not a port number")))
-        .transpose()?;
+    let port =
+        port.map(|port| port.parse::<u16>().with_context(|| format!("{port:?} is not a port number"))).transpose()?;
     Ok((host, port))
 }
 
@@ -254,7 +255,9 @@ impl HostPattern {
         match self {
             Self::Any => true,
             Self::Name(name) => name == host,
-            Self::Subdomains(domain) => host.strip_suffix(domain.as_str()).is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
+            Self::Subdomains(domain) => {
+                host.strip_suffix(domain.as_str()).is_some_and(|sub| sub.len() > 1 && sub.ends_with('.'))
+            }
             Self::Net(net) => host.parse::<IpAddr>().is_ok_and(|ip| net.contains(&ip)),
         }
     }
@@ -365,7 +368,8 @@ async fn send(
     let first_byte_timeout = options.and_then(|o| o.first_byte_timeout).unwrap_or(READ_TIMEOUT);
     let between_bytes_timeout = options.and_then(|o| o.between_bytes_timeout).unwrap_or(READ_TIMEOUT);
 
-    let stream = tokio::time::timeout(connect_timeout, connect(addrs)).await.map_err(|_| Error::ConnectionTimeout)??;
+    let stream =
+        tokio::time::timeout(connect_timeout, connect(addrs)).await.map_err(|_| Error::ConnectionTimeout)??;
     let io: Box<dyn IoStream> = if request.uri().scheme() == Some(&Scheme::HTTPS) {
         let host = request.uri().host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
         let name = rustls::pki_types::ServerName::try_from(host.to_owned())?;
@@ -379,9 +383,10 @@ async fn send(
     } else {
         Box::new(stream)
     };
-    let (mut sender, conn) = tokio::time::timeout(connect_timeout, hyper::client::conn::http1::handshake(TokioIo::new(io)))
-        .await
-        .map_err(|_| Error::ConnectionTimeout)??;
+    let (mut sender, conn) =
+        tokio::time::timeout(connect_timeout, hyper::client::conn::http1::handshake(TokioIo::new(io)))
+            .await
+            .map_err(|_| Error::ConnectionTimeout)??;
 
     // The request line carries only the path; the authority is in `Host`.
     let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
@@ -517,7 +522,13 @@ mod tests {
     async fn private_addresses_need_an_entry_of_their_own() {
         // `*` and names allow public addresses only.
         let any = policy(&["*"]);
-        for uri in ["http://127.0.0.1:9/", "http://10.1.2.3/", "http://[::1]/", "http://169.254.169.254/", "http://[::ffff:127.0.0.1]/"] {
+        for uri in [
+            "http://127.0.0.1:9/",
+            "http://10.1.2.3/",
+            "http://[::1]/",
+            "http://169.254.169.254/",
+            "http://[::ffff:127.0.0.1]/",
+        ] {
             assert_eq!(check(&any, uri).await, Err(Denied::PrivateAddress), "{uri}");
         }
         assert_eq!(check(&any, "http://localhost:9/").await, Err(Denied::PrivateAddress));
@@ -531,7 +542,8 @@ mod tests {
 
     #[test]
     fn entries_are_parsed_strictly() {
-        for good in ["api.example.com", "https://api.example.com:8443/", "*.example.com", "[::1]:80", "::1", "fd00::/8"] {
+        for good in ["api.example.com", "https://api.example.com:8443/", "*.example.com", "[::1]:80", "::1", "fd00::/8"]
+        {
             assert!(OutboundPolicy::new(&[good]).is_ok(), "{good}");
         }
         for bad in ["ftp://x", "http://a.example/path", "user@host", "host:port", "exa mple.com", "http://", "[::1"] {
@@ -556,8 +568,21 @@ mod tests {
             assert!(is_public(ip.parse().unwrap()), "{ip}");
         }
         for ip in [
-            "127.0.0.1", "10.0.0.1", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
-            "255.255.255.255", "224.0.0.1", "::1", "::", "fe80::1", "fc00::1", "::ffff:10.0.0.1", "64:ff9b::7f00:1",
+            "127.0.0.1",
+            "10.0.0.1",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::1",
+            "::",
+            "fe80::1",
+            "fc00::1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::7f00:1",
             "2001:db8::1",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");

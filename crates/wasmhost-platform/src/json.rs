@@ -37,10 +37,7 @@ impl JsonError {
     /// An error of `kind` at byte `offset` of `text`.
     fn at(kind: ErrorKind, message: impl Into<String>, text: &[u8], offset: usize) -> Self {
         let before = &text[..offset.min(text.len())];
-        let line_start = before
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |i| i + 1);
+        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
         Self::new(kind, message, line, offset - line_start + 1)
     }
@@ -56,12 +53,7 @@ impl JsonError {
         // serde_json says column 0 for the end of input at the start of a
         // line (an empty document, or one ending in a newline); ours are
         // 1-based.
-        Self::new(
-            ErrorKind::Syntax,
-            message,
-            error.line(),
-            error.column().max(1),
-        )
+        Self::new(ErrorKind::Syntax, message, error.line(), error.column().max(1))
     }
 
     /// The error as one line of prose, position included.
@@ -69,10 +61,7 @@ impl JsonError {
         if self.line == 0 {
             self.message.clone()
         } else {
-            format!(
-                "{} at line {}, column {}",
-                self.message, self.line, self.column
-            )
+            format!("{} at line {}, column {}", self.message, self.line, self.column)
         }
     }
 }
@@ -91,14 +80,8 @@ fn prescan(document: &[u8]) -> Result<&str, JsonError> {
             0,
         ));
     }
-    let text = std::str::from_utf8(document).map_err(|e| {
-        JsonError::at(
-            ErrorKind::Syntax,
-            "invalid UTF-8",
-            document,
-            e.valid_up_to(),
-        )
-    })?;
+    let text = std::str::from_utf8(document)
+        .map_err(|e| JsonError::at(ErrorKind::Syntax, "invalid UTF-8", document, e.valid_up_to()))?;
     let bytes = text.as_bytes();
     let mut depth = 0usize;
     let mut i = 0;
@@ -148,9 +131,7 @@ fn check_string(bytes: &[u8], open: usize) -> Result<usize, JsonError> {
                 };
                 match unit {
                     0xD800..=0xDBFF => {
-                        let low = (bytes.get(i + 6..i + 8) == Some(b"\\u"))
-                            .then(|| hex4(bytes, i + 8))
-                            .flatten();
+                        let low = (bytes.get(i + 6..i + 8) == Some(b"\\u")).then(|| hex4(bytes, i + 8)).flatten();
                         if !matches!(low, Some(0xDC00..=0xDFFF)) {
                             return Err(lone());
                         }
@@ -195,9 +176,7 @@ fn well_formed(document: &[u8]) -> Result<&str, JsonError> {
     // `prescan` bounded the depth at MAX_DEPTH; serde_json's own limit is
     // one level lower.
     de.disable_recursion_limit();
-    serde::de::IgnoredAny::deserialize(&mut de)
-        .and_then(|_| de.end())
-        .map_err(|e| JsonError::from_serde(&e))?;
+    serde::de::IgnoredAny::deserialize(&mut de).and_then(|_| de.end()).map_err(|e| JsonError::from_serde(&e))?;
     Ok(text)
 }
 
@@ -227,11 +206,7 @@ pub fn check(document: &[u8]) -> Result<(), JsonError> {
 /// `"A"`). Numbers are always kept as written.
 pub fn minify(document: &[u8], sort_keys: bool) -> Result<Vec<u8>, JsonError> {
     let text = well_formed(document)?;
-    Ok(if sort_keys {
-        canonical(text.as_bytes())
-    } else {
-        strip_whitespace(text.as_bytes())
-    })
+    Ok(if sort_keys { canonical(text.as_bytes()) } else { strip_whitespace(text.as_bytes()) })
 }
 
 /// For each RFC 6901 pointer in `pointers`, the minified text of the value
@@ -246,10 +221,7 @@ pub fn extract(document: &[u8], pointers: &[String]) -> Result<Vec<Option<Vec<u8
     }
     let text = well_formed(document)?.as_bytes();
     let found = trie.find(text, pointers.len());
-    Ok(found
-        .into_iter()
-        .map(|range| range.map(|r| strip_whitespace(&text[r])))
-        .collect())
+    Ok(found.into_iter().map(|range| range.map(|r| strip_whitespace(&text[r]))).collect())
 }
 
 /// Whitespace JSON allows between tokens.
@@ -439,12 +411,7 @@ fn canonical(text: &[u8]) -> Vec<u8> {
             }
             b'{' => {
                 out.push(b'{');
-                stack.push(Frame::Object {
-                    start: out.len(),
-                    members: Vec::new(),
-                    open: None,
-                    key_next: true,
-                });
+                stack.push(Frame::Object { start: out.len(), members: Vec::new(), open: None, key_next: true });
                 i += 1;
             }
             b']' => {
@@ -453,18 +420,9 @@ fn canonical(text: &[u8]) -> Vec<u8> {
                 i += 1;
             }
             b'}' => {
-                if let Some(Frame::Object {
-                    start,
-                    mut members,
-                    open,
-                    ..
-                }) = stack.pop()
-                {
+                if let Some(Frame::Object { start, mut members, open, .. }) = stack.pop() {
                     if let Some((key, from)) = open {
-                        members.push(Member {
-                            key,
-                            bytes: from..out.len(),
-                        });
+                        members.push(Member { key, bytes: from..out.len() });
                     }
                     close_object(&mut out, start, members);
                 }
@@ -472,18 +430,9 @@ fn canonical(text: &[u8]) -> Vec<u8> {
                 i += 1;
             }
             b',' => {
-                if let Some(Frame::Object {
-                    members,
-                    open,
-                    key_next,
-                    ..
-                }) = stack.last_mut()
-                {
+                if let Some(Frame::Object { members, open, key_next, .. }) = stack.last_mut() {
                     if let Some((key, from)) = open.take() {
-                        members.push(Member {
-                            key,
-                            bytes: from..out.len(),
-                        });
+                        members.push(Member { key, bytes: from..out.len() });
                     }
                     *key_next = true;
                 }
@@ -497,9 +446,7 @@ fn canonical(text: &[u8]) -> Vec<u8> {
             b'"' => {
                 let end = string_end(text, i);
                 let raw = &text[i..end];
-                if let Some(Frame::Object { open, key_next, .. }) =
-                    stack.last_mut().filter(|f| f.expects_key())
-                {
+                if let Some(Frame::Object { open, key_next, .. }) = stack.last_mut().filter(|f| f.expects_key()) {
                     let key = decode_string(raw).map(Cow::into_owned).unwrap_or_default();
                     *open = Some((key, out.len()));
                     *key_next = false;
@@ -528,10 +475,7 @@ fn close_object(out: &mut Vec<u8>, start: usize, mut members: Vec<Member>) {
     members.sort_by(|a, b| a.key.cmp(&b.key));
     let mut rewritten = Vec::with_capacity(out.len() - start);
     for (n, member) in members.iter().enumerate() {
-        if members
-            .get(n + 1)
-            .is_some_and(|next| next.key == member.key)
-        {
+        if members.get(n + 1).is_some_and(|next| next.key == member.key) {
             continue;
         }
         if !rewritten.is_empty() {
@@ -579,22 +523,14 @@ impl Trie {
         if self.nodes.is_empty() {
             self.nodes.push(TrieNode::default());
         }
-        let bad = |why: &str| {
-            JsonError::new(
-                ErrorKind::BadPointer,
-                format!("JSON Pointer {pointer:?} {why}"),
-                0,
-                0,
-            )
-        };
+        let bad = |why: &str| JsonError::new(ErrorKind::BadPointer, format!("JSON Pointer {pointer:?} {why}"), 0, 0);
         let mut node = 0;
         if !pointer.is_empty() {
             let Some(rest) = pointer.strip_prefix('/') else {
                 return Err(bad("must be empty or start with `/`"));
             };
             for raw in rest.split('/') {
-                let token = unescape_token(raw)
-                    .ok_or_else(|| bad("has a `~` not followed by `0` or `1`"))?;
+                let token = unescape_token(raw).ok_or_else(|| bad("has a `~` not followed by `0` or `1`"))?;
                 node = match self.nodes[node].children.get(&token) {
                     Some(&child) => child,
                     None => {
@@ -632,12 +568,7 @@ impl Trie {
                     let container = text.get(i).filter(|&&b| b == b'[' || b == b'{');
                     match container {
                         Some(&open) if !self.nodes[node].children.is_empty() => {
-                            stack.push(WalkFrame {
-                                node,
-                                start: i,
-                                array: open == b'[',
-                                next_index: 0,
-                            });
+                            stack.push(WalkFrame { node, start: i, array: open == b'[', next_index: 0 });
                             i += 1;
                         }
                         _ => {
@@ -658,11 +589,7 @@ impl Trie {
             .into_iter()
             .map(|found| {
                 let found = found?;
-                found
-                    .visits
-                    .iter()
-                    .all(|&(node, visit)| visits[node] == visit)
-                    .then_some(found.range)
+                found.visits.iter().all(|&(node, visit)| visits[node] == visit).then_some(found.range)
             })
             .collect()
     }
@@ -721,17 +648,10 @@ impl Trie {
         if targets.is_empty() {
             return;
         }
-        let path: Vec<(usize, u64)> = stack
-            .iter()
-            .map(|frame| frame.node)
-            .chain([node])
-            .map(|n| (n, visits[n]))
-            .collect();
+        let path: Vec<(usize, u64)> =
+            stack.iter().map(|frame| frame.node).chain([node]).map(|n| (n, visits[n])).collect();
         for &target in targets {
-            found[target] = Some(Found {
-                range: range.clone(),
-                visits: path.clone(),
-            });
+            found[target] = Some(Found { range: range.clone(), visits: path.clone() });
         }
     }
 }
@@ -781,17 +701,9 @@ mod tests {
 
     #[test]
     fn check_accepts_json_values() {
-        for doc in [
-            "0",
-            "-1.5e-3",
-            "\"a\"",
-            "true",
-            "null",
-            "[]",
-            "{}",
-            " [1, {\"a\": [null]}] \n",
-            "\"\\ud83d\\ude00\"",
-        ] {
+        for doc in
+            ["0", "-1.5e-3", "\"a\"", "true", "null", "[]", "{}", " [1, {\"a\": [null]}] \n", "\"\\ud83d\\ude00\""]
+        {
             assert!(check(doc.as_bytes()).is_ok(), "{doc}");
         }
     }
@@ -806,11 +718,7 @@ mod tests {
         assert_eq!(err(check(b"[1,]")).kind, ErrorKind::Syntax);
         assert_eq!(err(check(b"")).kind, ErrorKind::Syntax);
         let e = err(check(b"[1,"));
-        assert_eq!(
-            (e.kind, e.line, e.column),
-            (ErrorKind::Syntax, 1, 3),
-            "{e:?}"
-        );
+        assert_eq!((e.kind, e.line, e.column), (ErrorKind::Syntax, 1, 3), "{e:?}");
     }
 
     #[test]
@@ -821,21 +729,14 @@ mod tests {
         assert!(e.message.contains("UTF-8"));
         // Also outside strings, and truncated sequences.
         assert_eq!(err(check(b"\xc3")).kind, ErrorKind::Syntax);
-        assert_eq!(
-            err(minify(b"[\"\xe2\x82\"]", false)).kind,
-            ErrorKind::Syntax
-        );
+        assert_eq!(err(minify(b"[\"\xe2\x82\"]", false)).kind, ErrorKind::Syntax);
     }
 
     /// Found by `fuzz/` (json_check): column 0 with line 1.
     #[test]
     fn end_of_input_positions_are_1_based() {
         let e = err(check(b""));
-        assert_eq!(
-            (e.kind, e.line, e.column),
-            (ErrorKind::Syntax, 1, 1),
-            "{e:?}"
-        );
+        assert_eq!((e.kind, e.line, e.column), (ErrorKind::Syntax, 1, 1), "{e:?}");
         let e = err(check(b"[1,\n"));
         assert_eq!((e.line, e.column), (2, 1), "{e:?}");
     }
@@ -846,11 +747,7 @@ mod tests {
     fn control_characters_in_strings_are_located_alike_everywhere() {
         let doc = b"[\"ok\",\n \"a\x00\"]";
         let e = err(check(doc));
-        assert_eq!(
-            (e.kind, e.line, e.column),
-            (ErrorKind::Syntax, 2, 4),
-            "{e:?}"
-        );
+        assert_eq!((e.kind, e.line, e.column), (ErrorKind::Syntax, 2, 4), "{e:?}");
         assert!(e.message.contains("control character"), "{e:?}");
         let parsed = err(parse_value(doc));
         assert_eq!((parsed.line, parsed.column), (2, 4), "{parsed:?}");
@@ -859,24 +756,16 @@ mod tests {
 
     #[test]
     fn lone_surrogates_are_syntax_errors() {
-        for doc in [
-            r#""\ud800""#,
-            r#""\udc00""#,
-            r#"["x\ud800y"]"#,
-            r#"{"\ud800":1}"#,
-            r#""\ud800\u0041""#,
-            r#""\ud800\"#,
-        ] {
+        for doc in
+            [r#""\ud800""#, r#""\udc00""#, r#"["x\ud800y"]"#, r#"{"\ud800":1}"#, r#""\ud800\u0041""#, r#""\ud800\"#]
+        {
             let e = err(check(doc.as_bytes()));
             assert_eq!(e.kind, ErrorKind::Syntax, "{doc}: {e:?}");
         }
         let e = err(check(br#"[1, "\ud800"]"#));
         assert_eq!((e.line, e.column), (1, 6), "{e:?}");
         assert!(e.message.contains("surrogate"));
-        assert!(
-            check(br#""\ud800\udc00 \\ud800""#).is_ok(),
-            "a pair, and an escaped backslash"
-        );
+        assert!(check(br#""\ud800\udc00 \\ud800""#).is_ok(), "a pair, and an escaped backslash");
         assert_eq!(err(parse_value(br#""\udfff""#)).kind, ErrorKind::Syntax);
     }
 
@@ -889,17 +778,11 @@ mod tests {
         assert!(parse_value(&depth(MAX_DEPTH, "{\"a\":", "1", "}")).is_ok());
         let e = err(check(&depth(MAX_DEPTH + 1, "[", "", "]")));
         assert_eq!((e.kind, e.line, e.column), (ErrorKind::TooDeep, 1, 129));
-        for doc in [
-            depth(100_000, "[", "", "]"),
-            depth(100_000, "{\"a\":", "1", "}"),
-            "[".repeat(100_000).into_bytes(),
-        ] {
+        for doc in [depth(100_000, "[", "", "]"), depth(100_000, "{\"a\":", "1", "}"), "[".repeat(100_000).into_bytes()]
+        {
             assert_eq!(err(check(&doc)).kind, ErrorKind::TooDeep);
             assert_eq!(err(minify(&doc, true)).kind, ErrorKind::TooDeep);
-            assert_eq!(
-                err(extract(&doc, &["/0".to_owned()])).kind,
-                ErrorKind::TooDeep
-            );
+            assert_eq!(err(extract(&doc, &["/0".to_owned()])).kind, ErrorKind::TooDeep);
             assert_eq!(err(parse_value(&doc)).kind, ErrorKind::TooDeep);
         }
         // Brackets in strings do not count.
@@ -924,25 +807,12 @@ mod tests {
         let big_int = "9".repeat(400);
         let doc = format!("{{\"f\": 1e400, \"i\": {big_int}, \"t\": -1E-400}}");
         assert!(check(doc.as_bytes()).is_ok());
-        assert_eq!(
-            minified(&doc, false),
-            format!("{{\"f\":1e400,\"i\":{big_int},\"t\":-1E-400}}")
-        );
-        assert_eq!(
-            minified(&doc, true),
-            format!("{{\"f\":1e400,\"i\":{big_int},\"t\":-1E-400}}")
-        );
-        assert_eq!(
-            extracted(&doc, &["/f", "/i"]),
-            [Some("1e400".to_owned()), Some(big_int.clone())]
-        );
+        assert_eq!(minified(&doc, false), format!("{{\"f\":1e400,\"i\":{big_int},\"t\":-1E-400}}"));
+        assert_eq!(minified(&doc, true), format!("{{\"f\":1e400,\"i\":{big_int},\"t\":-1E-400}}"));
+        assert_eq!(extracted(&doc, &["/f", "/i"]), [Some("1e400".to_owned()), Some(big_int.clone())]);
         let e = err(parse_value(doc.as_bytes()));
         // serde_json points at the last digit of `1e400`.
-        assert_eq!(
-            (e.kind, e.line, e.column),
-            (ErrorKind::Syntax, 1, 11),
-            "{e:?}"
-        );
+        assert_eq!((e.kind, e.line, e.column), (ErrorKind::Syntax, 1, 11), "{e:?}");
         assert!(e.message.contains("out of range"), "{e:?}");
         let e = err(parse_value(big_int.as_bytes()));
         assert_eq!(e.kind, ErrorKind::Syntax);
@@ -953,23 +823,20 @@ mod tests {
     #[test]
     fn minify_keeps_everything_but_whitespace() {
         let doc = " {\"b\" : [1, 2.50, \"x y\\n\\u0041\"],\r\n\t\"a\": {\"a\":1, \"a\": 2}, \"\": null } ";
-        assert_eq!(
-            minified(doc, false),
-            r#"{"b":[1,2.50,"x y\n\u0041"],"a":{"a":1,"a":2},"":null}"#
-        );
+        assert_eq!(minified(doc, false), r#"{"b":[1,2.50,"x y\n\u0041"],"a":{"a":1,"a":2},"":null}"#);
         assert_eq!(minified("\"  \"", false), "\"  \"");
     }
 
     #[test]
     fn sort_keys_is_canonical() {
         let doc = r#"{"b":1,"a":{"z":[{"y":1,"x":2}],"\u0041":"\u0041\/\u00e9\u001f","é":0,"Z":0,"aa":0},"a":{"k":2,"j":1},"":[]}"#;
+        assert_eq!(minified(doc, true), r#"{"":[],"a":{"j":1,"k":2},"b":1}"#, "the last duplicate wins");
+        let doc =
+            r#" {"z":[{"y":1,"x":2}],"\u0041":"\u0041\/\u00e9\u001f\ud83d\ude00","é":0,"Z":0,"aa":0, "a": true} "#;
         assert_eq!(
             minified(doc, true),
-            r#"{"":[],"a":{"j":1,"k":2},"b":1}"#,
-            "the last duplicate wins"
+            "{\"A\":\"A/é\\u001f😀\",\"Z\":0,\"a\":true,\"aa\":0,\"z\":[{\"x\":2,\"y\":1}],\"é\":0}"
         );
-        let doc = r#" {"z":[{"y":1,"x":2}],"\u0041":"\u0041\/\u00e9\u001f\ud83d\ude00","é":0,"Z":0,"aa":0, "a": true} "#;
-        assert_eq!(minified(doc, true), "{\"A\":\"A/é\\u001f😀\",\"Z\":0,\"a\":true,\"aa\":0,\"z\":[{\"x\":2,\"y\":1}],\"é\":0}");
     }
 
     #[test]
@@ -983,11 +850,7 @@ mod tests {
         ];
         for doc in docs {
             let value: serde_json::Value = serde_json::from_str(doc).expect("valid");
-            assert_eq!(
-                minified(doc, true),
-                serde_json::to_string(&value).expect("serializes"),
-                "{doc}"
-            );
+            assert_eq!(minified(doc, true), serde_json::to_string(&value).expect("serializes"), "{doc}");
         }
     }
 
@@ -997,8 +860,8 @@ mod tests {
         let found = extracted(
             doc,
             &[
-                "", "/a", "/a/b", "/a/b/0", "/a/b/1/c", "/a/b/2", "/x~1y", "/m~0n", "/", "/ab",
-                "/ /", "/a/b/3", "/a/b/01", "/a/b/-", "/a/b/0/x", "/nope", "/a/c",
+                "", "/a", "/a/b", "/a/b/0", "/a/b/1/c", "/a/b/2", "/x~1y", "/m~0n", "/", "/ab", "/ /", "/a/b/3",
+                "/a/b/01", "/a/b/-", "/a/b/0/x", "/nope", "/a/c",
             ],
         );
         let expected = [
@@ -1030,15 +893,9 @@ mod tests {
             extracted(r#"{"a":{"b":1},"a":{"b":2}}"#, &["/a/b", "/a"]),
             [Some("2".into()), Some(r#"{"b":2}"#.into())]
         );
+        assert_eq!(extracted(r#"{"a":{"b":1},"a":2}"#, &["/a/b", "/a"]), [None, Some("2".into())]);
         assert_eq!(
-            extracted(r#"{"a":{"b":1},"a":2}"#, &["/a/b", "/a"]),
-            [None, Some("2".into())]
-        );
-        assert_eq!(
-            extracted(
-                r#"{"a":[{"b":1},{"b":2,"b":3}],"a":[{"c":1}]}"#,
-                &["/a/0/b", "/a/0/c", "/a/1/b"]
-            ),
+            extracted(r#"{"a":[{"b":1},{"b":2,"b":3}],"a":[{"c":1}]}"#, &["/a/0/b", "/a/0/c", "/a/1/b"]),
             [None, Some("1".into()), None]
         );
     }

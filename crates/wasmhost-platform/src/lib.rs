@@ -165,11 +165,7 @@ impl json_bindings::Host for PlatformView<'_> {
         self.ctx.timed("json.minify", || json::minify(&document, sort_keys))
     }
 
-    fn extract(
-        &mut self,
-        document: Vec<u8>,
-        pointers: Vec<String>,
-    ) -> Result<Vec<Option<Vec<u8>>>, JsonError> {
+    fn extract(&mut self, document: Vec<u8>, pointers: Vec<String>) -> Result<Vec<Option<Vec<u8>>>, JsonError> {
         self.ctx.timed("json.extract", || json::extract(&document, &pointers))
     }
 }
@@ -179,9 +175,9 @@ impl validation_bindings::Host for PlatformView<'_> {}
 impl validation_bindings::HostSchema for PlatformView<'_> {
     fn compile(&mut self, schema: Vec<u8>) -> Result<Resource<SchemaHandle>, String> {
         let compiled = self.ctx.timed("schema.compile", || self.ctx.schemas.compile(&schema))?;
-        self.table.push(SchemaHandle(compiled)).map_err(|e| {
-            format!("cannot keep another schema ({e}); drop schemas that are no longer needed")
-        })
+        self.table
+            .push(SchemaHandle(compiled))
+            .map_err(|e| format!("cannot keep another schema ({e}); drop schemas that are no longer needed"))
     }
 
     fn validate(
@@ -190,9 +186,7 @@ impl validation_bindings::HostSchema for PlatformView<'_> {
         document: Vec<u8>,
     ) -> wasmtime::Result<Result<Vec<Violation>, JsonError>> {
         let compiled = Arc::clone(&self.table.get(&schema)?.0);
-        self.ctx
-            .timed("schema.validate", || compiled.validate(&document))
-            .map_err(wasmtime::Error::from_anyhow)
+        self.ctx.timed("schema.validate", || compiled.validate(&document)).map_err(wasmtime::Error::from_anyhow)
     }
 
     fn drop(&mut self, schema: Resource<SchemaHandle>) -> wasmtime::Result<()> {
@@ -212,11 +206,7 @@ impl ManifestExport {
     /// The manifest export of the component behind `pre`, or `None` when
     /// it has none (a plain `wasi:http/proxy` app).
     pub fn new<T>(pre: &InstancePre<T>) -> anyhow::Result<Option<Self>> {
-        if pre
-            .component()
-            .get_export_index(None, MANIFEST_INTERFACE)
-            .is_none()
-        {
+        if pre.component().get_export_index(None, MANIFEST_INTERFACE).is_none() {
             return Ok(None);
         }
         let indices = ManifestIndices::new(pre).map_err(anyhow::Error::from).with_context(|| {
@@ -232,18 +222,10 @@ impl ManifestExport {
         S: AsContextMut,
         S::Data: Send,
     {
-        let guest = self
-            .indices
-            .load(&mut store, instance)
-            .map_err(anyhow::Error::from)
-            .with_context(|| {
-                format!("the component's {MANIFEST_INTERFACE} export has the wrong type; rebuild it with the wasmhost SDK")
-            })?;
-        guest
-            .call_routes(&mut store)
-            .await
-            .map_err(anyhow::Error::from)
-            .context("the app's manifest `routes()` failed")
+        let guest = self.indices.load(&mut store, instance).map_err(anyhow::Error::from).with_context(|| {
+            format!("the component's {MANIFEST_INTERFACE} export has the wrong type; rebuild it with the wasmhost SDK")
+        })?;
+        guest.call_routes(&mut store).await.map_err(anyhow::Error::from).context("the app's manifest `routes()` failed")
     }
 }
 
@@ -265,10 +247,7 @@ mod tests {
 
     impl State {
         fn view(&mut self) -> PlatformView<'_> {
-            PlatformView {
-                table: &mut self.table,
-                ctx: &self.platform,
-            }
+            PlatformView { table: &mut self.table, ctx: &self.platform }
         }
     }
 
@@ -291,11 +270,8 @@ mod tests {
         let engine = engine();
         let mut linker = linker(&engine);
         // As the runtime would write it.
-        let e = add_to_linker(&mut linker, |s| PlatformView {
-            table: &mut s.table,
-            ctx: &s.platform,
-        })
-        .expect_err("defined twice");
+        let e = add_to_linker(&mut linker, |s| PlatformView { table: &mut s.table, ctx: &s.platform })
+            .expect_err("defined twice");
         assert!(format!("{e:#}").contains("wasmhost:platform/json"), "{e:#}");
     }
 
@@ -303,27 +279,16 @@ mod tests {
     fn schema_resources_live_in_the_table() {
         let mut state = State::default();
         let mut view = state.view();
-        let schema = view
-            .compile(br#"{"type": "integer"}"#.to_vec())
-            .expect("compiles");
-        let again = view
-            .compile(br#"{"type": "integer"}"#.to_vec())
-            .expect("compiles");
+        let schema = view.compile(br#"{"type": "integer"}"#.to_vec()).expect("compiles");
+        let again = view.compile(br#"{"type": "integer"}"#.to_vec()).expect("compiles");
         assert_eq!(view.ctx.schemas().len(), 1, "compiled once");
-        let found = view
-            .validate(Resource::new_borrow(schema.rep()), b"\"x\"".to_vec())
-            .expect("no trap")
-            .expect("JSON");
+        let found =
+            view.validate(Resource::new_borrow(schema.rep()), b"\"x\"".to_vec()).expect("no trap").expect("JSON");
         assert_eq!(found.len(), 1);
-        let e = view
-            .validate(Resource::new_borrow(schema.rep()), b"[".to_vec())
-            .expect("no trap")
-            .expect_err("not JSON");
+        let e =
+            view.validate(Resource::new_borrow(schema.rep()), b"[".to_vec()).expect("no trap").expect_err("not JSON");
         assert_eq!(e.kind, ErrorKind::Syntax);
-        assert!(view
-            .compile(b"{\"type\": 1}".to_vec())
-            .expect_err("invalid")
-            .starts_with("invalid schema at /type"));
+        assert!(view.compile(b"{\"type\": 1}".to_vec()).expect_err("invalid").starts_with("invalid schema at /type"));
         view.drop(schema).expect("drops");
         view.drop(again).expect("drops");
         assert!(view.table.is_empty());
@@ -400,64 +365,34 @@ mod tests {
         let engine = engine();
         let linker = linker(&engine);
         let component = Component::new(&engine, APP).expect("the test component is valid");
-        let pre = linker
-            .instantiate_pre(&component)
-            .expect("imports satisfied");
-        let manifest = ManifestExport::new(&pre)
-            .expect("well-typed")
-            .expect("exported");
+        let pre = linker.instantiate_pre(&component).expect("imports satisfied");
+        let manifest = ManifestExport::new(&pre).expect("well-typed").expect("exported");
         let mut store = Store::new(&engine, State::default());
         store.set_epoch_deadline(1);
-        let instance = pre
-            .instantiate_async(&mut store)
-            .await
-            .expect("instantiates");
-        let routes = manifest
-            .routes(&mut store, &instance)
-            .await
-            .expect("routes() returns");
-        let routes: Vec<_> = routes
-            .into_iter()
-            .map(|r| (r.method, r.path, r.body_schema))
-            .collect();
+        let instance = pre.instantiate_async(&mut store).await.expect("instantiates");
+        let routes = manifest.routes(&mut store, &instance).await.expect("routes() returns");
+        let routes: Vec<_> = routes.into_iter().map(|r| (r.method, r.path, r.body_schema)).collect();
         let schema = r#"{"required":["qty"]}"#;
         assert_eq!(
             routes,
             [
                 ("GET".to_owned(), "/orders/{id}".to_owned(), None),
-                (
-                    "POST".to_owned(),
-                    "/orders".to_owned(),
-                    Some(schema.to_owned())
-                )
+                ("POST".to_owned(), "/orders".to_owned(), Some(schema.to_owned()))
             ]
         );
-        let routes = routes
-            .into_iter()
-            .map(|(method, path, body_schema)| Route {
-                method,
-                path,
-                body_schema,
-            })
-            .collect();
+        let routes =
+            routes.into_iter().map(|(method, path, body_schema)| Route { method, path, body_schema }).collect();
         let table = RouteTable::new(routes, store.data().platform.schemas()).expect("valid routes");
         assert!(table.body_schema("GET", "/orders/1").is_none());
-        let schema = table
-            .body_schema("POST", "/orders?x")
-            .expect("has a schema");
-        assert_eq!(
-            check_body(schema, Some("application/json"), b"{}").map_err(|p| p.status()),
-            Err(422)
-        );
+        let schema = table.body_schema("POST", "/orders?x").expect("has a schema");
+        assert_eq!(check_body(schema, Some("application/json"), b"{}").map_err(|p| p.status()), Err(422));
     }
 
     #[test]
     fn components_without_a_manifest_have_none() {
         let engine = engine();
         let component = Component::new(&engine, "(component)").expect("valid");
-        let pre = linker(&engine)
-            .instantiate_pre(&component)
-            .expect("no imports");
+        let pre = linker(&engine).instantiate_pre(&component).expect("no imports");
         assert!(ManifestExport::new(&pre).expect("no error").is_none());
     }
 }

@@ -48,10 +48,7 @@ impl RouteTable {
             .enumerate()
             .map(|(index, route)| {
                 CompiledRoute::new(&route, cache).with_context(|| {
-                    format!(
-                        "route {index} (`{} {}`) in the app's manifest is invalid",
-                        route.method, route.path
-                    )
+                    format!("route {index} (`{} {}`) in the app's manifest is invalid", route.method, route.path)
                 })
             })
             .collect::<anyhow::Result<_>>()?;
@@ -63,11 +60,7 @@ impl RouteTable {
     /// route has none or no route matches.
     pub fn body_schema(&self, method: &str, path: &str) -> Option<&Arc<CompiledSchema>> {
         let path = path.split_once('?').map_or(path, |(path, _)| path);
-        self.routes
-            .iter()
-            .find(|route| route.matches(method, path))?
-            .schema
-            .as_ref()
+        self.routes.iter().find(|route| route.matches(method, path))?.schema.as_ref()
     }
 
     /// Routes in the table.
@@ -85,10 +78,7 @@ impl CompiledRoute {
     fn new(route: &Route, cache: &SchemaCache) -> anyhow::Result<Self> {
         let method = match route.method.as_str() {
             "*" => None,
-            m if !m.is_empty()
-                && m.bytes()
-                    .all(|b| b.is_ascii_uppercase() || b == b'-' || b == b'_') =>
-            {
+            m if !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase() || b == b'-' || b == b'_') => {
                 Some(m.to_owned())
             }
             m => {
@@ -111,16 +101,10 @@ impl CompiledRoute {
                 continue;
             };
             let (name, kind) = param.split_once(':').unwrap_or((param, ""));
-            let valid_name = name
-                .bytes()
-                .next()
-                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            let valid_name = name.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
                 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
             if !valid_name {
-                bail!(
-                    "parameter {segment:?} of {:?} needs a name of letters, digits and `_`",
-                    route.path
-                );
+                bail!("parameter {segment:?} of {:?} needs a name of letters, digits and `_`", route.path);
             }
             if names.contains(&name) {
                 bail!("parameter `{name}` appears twice in {:?}", route.path);
@@ -129,13 +113,8 @@ impl CompiledRoute {
             match kind {
                 "" => segments.push(Segment::Param),
                 "path" if i + 1 == raw.len() => rest = true,
-                "path" => bail!(
-                    "`{{{name}:path}}` must be the last segment of {:?}",
-                    route.path
-                ),
-                other => bail!(
-                    "parameter {segment:?} has unknown type `{other}`; the only type is `path`"
-                ),
+                "path" => bail!("`{{{name}:path}}` must be the last segment of {:?}", route.path),
+                other => bail!("parameter {segment:?} has unknown type `{other}`; the only type is `path`"),
             }
         }
         let schema = match &route.body_schema {
@@ -147,12 +126,7 @@ impl CompiledRoute {
             ),
             None => None,
         };
-        Ok(Self {
-            method,
-            segments,
-            rest,
-            schema,
-        })
+        Ok(Self { method, segments, rest, schema })
     }
 
     fn matches(&self, method: &str, path: &str) -> bool {
@@ -195,11 +169,7 @@ impl CompiledRoute {
 /// JSON (`application/json` or any `type/subtype+json`, parameters ignored,
 /// case-insensitive), else `415`. An empty or malformed body gets `400`
 /// (`413` when larger than 64 MiB), a body that fails the schema `422`.
-pub fn check_body(
-    schema: &CompiledSchema,
-    content_type: Option<&str>,
-    body: &[u8],
-) -> Result<(), Problem> {
+pub fn check_body(schema: &CompiledSchema, content_type: Option<&str>, body: &[u8]) -> Result<(), Problem> {
     if let Some(content_type) = content_type {
         if !is_json_media_type(content_type) {
             return Err(Problem::new(
@@ -208,32 +178,16 @@ pub fn check_body(
             ));
         }
     }
-    if body
-        .iter()
-        .all(|&b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-    {
-        return Err(Problem::new(
-            400,
-            "the request body is empty; this endpoint expects a JSON document".to_owned(),
-        ));
+    if body.iter().all(|&b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
+        return Err(Problem::new(400, "the request body is empty; this endpoint expects a JSON document".to_owned()));
     }
     let document = json::parse_value(body).map_err(|e| {
-        let status = if e.kind == ErrorKind::TooLarge {
-            413
-        } else {
-            400
-        };
-        Problem::new(
-            status,
-            format!("the request body is not valid JSON: {}", e.describe()),
-        )
+        let status = if e.kind == ErrorKind::TooLarge { 413 } else { 400 };
+        Problem::new(status, format!("the request body is not valid JSON: {}", e.describe()))
     })?;
-    let violations = schema.validate_value(&document).map_err(|e| {
-        Problem::new(
-            500,
-            format!("the host could not validate the request body: {e:#}"),
-        )
-    })?;
+    let violations = schema
+        .validate_value(&document)
+        .map_err(|e| Problem::new(500, format!("the host could not validate the request body: {e:#}")))?;
     if violations.is_empty() {
         return Ok(());
     }
@@ -251,17 +205,11 @@ pub fn check_body(
 
 /// Whether a `Content-Type` value names JSON.
 fn is_json_media_type(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     match essence.split_once('/') {
         Some((kind, subtype)) => {
             !kind.is_empty()
-                && (essence == "application/json"
-                    || subtype.len() > "+json".len() && subtype.ends_with("+json"))
+                && (essence == "application/json" || subtype.len() > "+json".len() && subtype.ends_with("+json"))
         }
         None => false,
     }
@@ -301,11 +249,7 @@ impl Problem {
     pub const CONTENT_TYPE: &'static str = "application/problem+json";
 
     fn new(status: u16, detail: String) -> Self {
-        Self {
-            status,
-            detail,
-            errors: Vec::new(),
-        }
+        Self { status, detail, errors: Vec::new() }
     }
 
     /// The HTTP status code to respond with.
@@ -373,11 +317,7 @@ mod tests {
     use super::*;
 
     fn route(method: &str, path: &str, schema: Option<&str>) -> Route {
-        Route {
-            method: method.to_owned(),
-            path: path.to_owned(),
-            body_schema: schema.map(str::to_owned),
-        }
+        Route { method: method.to_owned(), path: path.to_owned(), body_schema: schema.map(str::to_owned) }
     }
 
     /// A table whose route `i` has the schema `{"const": i}`, so lookups
@@ -411,75 +351,34 @@ mod tests {
             ("GET", "/"),
             ("GET", "/a%20b/{x}"),
         ]);
-        assert_eq!(
-            served_by(&t, "GET", "/orders/new"),
-            Some(0),
-            "literal before parameter"
-        );
+        assert_eq!(served_by(&t, "GET", "/orders/new"), Some(0), "literal before parameter");
         assert_eq!(served_by(&t, "GET", "/orders/42"), Some(1));
-        assert_eq!(
-            served_by(&t, "DELETE", "/orders/42"),
-            Some(2),
-            "`*` is any method"
-        );
+        assert_eq!(served_by(&t, "DELETE", "/orders/42"), Some(2), "`*` is any method");
         assert_eq!(served_by(&t, "POST", "/orders/new"), Some(2));
-        assert_eq!(
-            served_by(&t, "GET", "/orders/42?x=1/2"),
-            Some(1),
-            "the query is ignored"
-        );
-        assert_eq!(
-            served_by(&t, "GET", "/orders/"),
-            None,
-            "a parameter is never empty"
-        );
-        assert_eq!(
-            served_by(&t, "GET", "/orders/42/items"),
-            None,
-            "a parameter is one segment"
-        );
+        assert_eq!(served_by(&t, "GET", "/orders/42?x=1/2"), Some(1), "the query is ignored");
+        assert_eq!(served_by(&t, "GET", "/orders/"), None, "a parameter is never empty");
+        assert_eq!(served_by(&t, "GET", "/orders/42/items"), None, "a parameter is one segment");
         assert_eq!(served_by(&t, "GET", "/orders"), None);
         assert_eq!(served_by(&t, "POST", "/files/a"), Some(3));
-        assert_eq!(
-            served_by(&t, "POST", "/files/a/b/"),
-            Some(3),
-            "the rest may contain `/`"
-        );
-        assert_eq!(
-            served_by(&t, "POST", "/files/"),
-            None,
-            "the rest is never empty"
-        );
+        assert_eq!(served_by(&t, "POST", "/files/a/b/"), Some(3), "the rest may contain `/`");
+        assert_eq!(served_by(&t, "POST", "/files/"), None, "the rest is never empty");
         assert_eq!(served_by(&t, "POST", "/files"), None);
         assert_eq!(served_by(&t, "GET", "/"), Some(4));
         assert_eq!(served_by(&t, "GET", "/?q"), Some(4));
-        assert_eq!(
-            served_by(&t, "GET", "/a%20b/x"),
-            Some(5),
-            "percent-encoding is compared as-is"
-        );
+        assert_eq!(served_by(&t, "GET", "/a%20b/x"), Some(5), "percent-encoding is compared as-is");
         assert_eq!(served_by(&t, "GET", "/a b/x"), None);
-        assert_eq!(
-            served_by(&t, "get", "/orders/new"),
-            Some(2),
-            "methods are case-sensitive"
-        );
+        assert_eq!(served_by(&t, "get", "/orders/new"), Some(2), "methods are case-sensitive");
         assert_eq!(served_by(&t, "GET", "orders/new"), None);
     }
 
     #[test]
     fn routes_without_schema_shadow_later_ones() {
         let cache = SchemaCache::default();
-        let t = RouteTable::new(
-            vec![route("POST", "/x", None), route("POST", "/{p}", Some("{}"))],
-            &cache,
-        )
-        .expect("valid");
+        let t =
+            RouteTable::new(vec![route("POST", "/x", None), route("POST", "/{p}", Some("{}"))], &cache).expect("valid");
         assert!(t.body_schema("POST", "/x").is_none());
         assert!(t.body_schema("POST", "/y").is_some());
-        assert!(RouteTable::new(Vec::new(), &cache)
-            .expect("valid")
-            .is_empty());
+        assert!(RouteTable::new(Vec::new(), &cache).expect("valid").is_empty());
     }
 
     #[test]
@@ -495,29 +394,13 @@ mod tests {
             ("GET", "/{a}/{a}", None, "appears twice"),
             ("GET", "/{a:path}/b", None, "must be the last"),
             ("GET", "/{a:int}", None, "unknown type"),
-            (
-                "POST",
-                "/x",
-                Some("{\"type\": \"strin\"}"),
-                "body schema cannot be compiled",
-            ),
-            (
-                "POST",
-                "/x",
-                Some("{\"$ref\": \"https://example.com/s.json\"}"),
-                "never fetches",
-            ),
+            ("POST", "/x", Some("{\"type\": \"strin\"}"), "body schema cannot be compiled"),
+            ("POST", "/x", Some("{\"$ref\": \"https://example.com/s.json\"}"), "never fetches"),
             ("POST", "/x", Some("not json"), "not valid JSON"),
         ] {
             let routes = vec![route("GET", "/ok", None), route(method, path, schema)];
-            let e = format!(
-                "{:#}",
-                RouteTable::new(routes, &cache).expect_err("invalid")
-            );
-            assert!(
-                e.starts_with(&format!("route 1 (`{method} {path}`)")),
-                "{e}"
-            );
+            let e = format!("{:#}", RouteTable::new(routes, &cache).expect_err("invalid"));
+            assert!(e.starts_with(&format!("route 1 (`{method} {path}`)")), "{e}");
             assert!(e.contains(why), "{e}");
         }
     }
@@ -530,25 +413,14 @@ mod tests {
             .expect("compiles");
         assert!(check_body(&schema, Some("application/json"), br#"{"qty": 2}"#).is_ok());
         assert!(check_body(&schema, None, br#"{"qty": 2}"#).is_ok());
-        for json in [
-            "application/json; charset=utf-8",
-            "Application/JSON",
-            "application/problem+json",
-            "text/vnd.x+JSON ;q=1",
-        ] {
-            assert!(
-                check_body(&schema, Some(json), br#"{"qty": 2}"#).is_ok(),
-                "{json}"
-            );
+        for json in
+            ["application/json; charset=utf-8", "Application/JSON", "application/problem+json", "text/vnd.x+JSON ;q=1"]
+        {
+            assert!(check_body(&schema, Some(json), br#"{"qty": 2}"#).is_ok(), "{json}");
         }
-        for other in [
-            "text/plain",
-            "application/jsonx",
-            "application/+json",
-            "json",
-            "",
-            "multipart/form-data; boundary=json",
-        ] {
+        for other in
+            ["text/plain", "application/jsonx", "application/+json", "json", "", "multipart/form-data; boundary=json"]
+        {
             let problem = check_body(&schema, Some(other), br#"{"qty": 2}"#).expect_err(other);
             assert_eq!(problem.status(), 415, "{other}");
         }
@@ -557,47 +429,25 @@ mod tests {
         assert_eq!(problem.status(), 400);
         assert!(problem.detail().contains("empty"));
 
-        let problem = check_body(&schema, Some("application/json"), b"{\n  \"qty\": 2,\n}")
-            .expect_err("malformed");
+        let problem = check_body(&schema, Some("application/json"), b"{\n  \"qty\": 2,\n}").expect_err("malformed");
         assert_eq!(problem.status(), 400);
-        assert!(
-            problem.detail().contains("line 3, column 1"),
-            "{}",
-            problem.detail()
-        );
+        assert!(problem.detail().contains("line 3, column 1"), "{}", problem.detail());
         let body = problem_json(&problem);
-        assert_eq!(
-            body.as_object().map(|o| o.len()),
-            Some(4),
-            "no `errors` for 400: {body}"
-        );
+        assert_eq!(body.as_object().map(|o| o.len()), Some(4), "no `errors` for 400: {body}");
         assert_eq!(body["type"], "about:blank");
         assert_eq!(body["title"], "Bad Request");
         assert_eq!(body["status"], 400);
         assert_eq!(body["detail"], problem.detail());
 
         let deep = "[".repeat(100_000);
-        assert_eq!(
-            check_body(&schema, None, deep.as_bytes()).map_err(|p| p.status()),
-            Err(400)
-        );
-        assert_eq!(
-            check_body(&schema, None, b"\"\\ud800\"").map_err(|p| p.status()),
-            Err(400)
-        );
-        assert_eq!(
-            check_body(&schema, None, b"{\"qty\": 1e400}").map_err(|p| p.status()),
-            Err(400)
-        );
+        assert_eq!(check_body(&schema, None, deep.as_bytes()).map_err(|p| p.status()), Err(400));
+        assert_eq!(check_body(&schema, None, b"\"\\ud800\"").map_err(|p| p.status()), Err(400));
+        assert_eq!(check_body(&schema, None, b"{\"qty\": 1e400}").map_err(|p| p.status()), Err(400));
         let mut large = vec![b' '; crate::json::MAX_DOCUMENT_BYTES + 1];
         large[0] = b'1';
-        assert_eq!(
-            check_body(&schema, None, &large).map_err(|p| p.status()),
-            Err(413)
-        );
+        assert_eq!(check_body(&schema, None, &large).map_err(|p| p.status()), Err(413));
 
-        let problem =
-            check_body(&schema, Some("application/json"), br#"{"qty": 0}"#).expect_err("violation");
+        let problem = check_body(&schema, Some("application/json"), br#"{"qty": 0}"#).expect_err("violation");
         assert_eq!(problem.status(), 422);
         assert_eq!(
             problem_json(&problem),
@@ -609,7 +459,10 @@ mod tests {
                 "errors": [{"instancePath": "/qty", "schemaPath": "/properties/qty/minimum", "message": "0 is less than the minimum of 1"}]
             })
         );
-        assert_eq!(problem.to_string(), "422 Unprocessable Content: the request body does not match the endpoint's JSON Schema (1 problem)");
+        assert_eq!(
+            problem.to_string(),
+            "422 Unprocessable Content: the request body does not match the endpoint's JSON Schema (1 problem)"
+        );
         let problem = check_body(&schema, None, b"[]").expect_err("violation");
         assert_eq!(problem.errors().len(), 1);
         assert_eq!(problem_json(&problem)["errors"][0]["instancePath"], "");

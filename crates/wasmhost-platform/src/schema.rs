@@ -97,9 +97,7 @@ pub struct CompiledSchema {
 
 impl std::fmt::Debug for CompiledSchema {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CompiledSchema")
-            .field("shape", &self.shape)
-            .finish_non_exhaustive()
+        f.debug_struct("CompiledSchema").field("shape", &self.shape).finish_non_exhaustive()
     }
 }
 
@@ -107,15 +105,12 @@ impl CompiledSchema {
     /// Compiles `schema` (JSON text). The error says what is wrong with it.
     /// Runs on a helper thread; blocks until it is done.
     pub fn compile(schema: &[u8]) -> Result<Self, String> {
-        let value = json::parse_value(schema)
-            .map_err(|e| format!("the schema is not valid JSON: {}", e.describe()))?;
+        let value = json::parse_value(schema).map_err(|e| format!("the schema is not valid JSON: {}", e.describe()))?;
         let shape = Shape::of(&value)?;
         let validator = on_helper_thread(|| {
             jsonschema::options()
                 .offline()
-                .with_pattern_options(
-                    jsonschema::PatternOptions::regex().size_limit(REGEX_SIZE_LIMIT),
-                )
+                .with_pattern_options(jsonschema::PatternOptions::regex().size_limit(REGEX_SIZE_LIMIT))
                 .build(&value)
                 .map_err(|e| describe_schema_error(&e))
         })
@@ -137,8 +132,9 @@ impl CompiledSchema {
     pub(crate) fn validate_value(&self, document: &Value) -> anyhow::Result<Vec<Violation>> {
         let work = || self.violations(document);
         if self.shape.hops <= INLINE_HOPS {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
-                .map_err(|_| anyhow!("the JSON Schema validator panicked; this is a bug in wasmhost or the jsonschema crate"))
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(|_| {
+                anyhow!("the JSON Schema validator panicked; this is a bug in wasmhost or the jsonschema crate")
+            })
         } else {
             on_helper_thread(work)
         }
@@ -156,9 +152,7 @@ impl CompiledSchema {
                 let mut bytes = 0;
                 for error in self.validator.iter_errors(document).take(MAX_VIOLATIONS) {
                     let violation = violation(&error);
-                    bytes += violation.instance_path.len()
-                        + violation.schema_path.len()
-                        + violation.message.len();
+                    bytes += violation.instance_path.len() + violation.schema_path.len() + violation.message.len();
                     if bytes > MAX_VIOLATION_BYTES && !listed.is_empty() {
                         break;
                     }
@@ -254,9 +248,9 @@ fn on_helper_thread<R: Send>(work: impl FnOnce() -> R + Send) -> anyhow::Result<
             .stack_size(HELPER_STACK_BYTES)
             .spawn_scoped(scope, work)
             .context("cannot start a thread for JSON Schema work; the host is short of threads or memory")?;
-        thread
-            .join()
-            .map_err(|_| anyhow!("the JSON Schema validator panicked; this is a bug in wasmhost or the jsonschema crate"))
+        thread.join().map_err(|_| {
+            anyhow!("the JSON Schema validator panicked; this is a bug in wasmhost or the jsonschema crate")
+        })
     })
 }
 
@@ -336,12 +330,7 @@ fn subschemas(schema: &Value) -> Vec<(bool, &Value)> {
     let mut found = Vec::new();
     for (keywords, in_place) in [(IN_PLACE, true), (DESCENDING, false)] {
         for keyword in keywords {
-            found.extend(
-                schema
-                    .get(*keyword)
-                    .filter(is_schema)
-                    .map(|v| (in_place, v)),
-            );
+            found.extend(schema.get(*keyword).filter(is_schema).map(|v| (in_place, v)));
         }
     }
     for (keywords, in_place) in [(IN_PLACE_LISTS, true), (DESCENDING_LISTS, false)] {
@@ -372,15 +361,9 @@ impl<'a> Resource<'a> {
     /// Walks every subschema (definitions included) once: collects anchors
     /// and refuses what the host does not resolve.
     fn new(root: &'a Value) -> Result<Self, String> {
-        let draft4 = root
-            .get("$schema")
-            .and_then(Value::as_str)
-            .is_some_and(|s| s.contains("draft-04"));
+        let draft4 = root.get("$schema").and_then(Value::as_str).is_some_and(|s| s.contains("draft-04"));
         let id_keyword = if draft4 { "id" } else { "$id" };
-        let id = root
-            .get(id_keyword)
-            .and_then(Value::as_str)
-            .map(|id| id.trim_end_matches('#'));
+        let id = root.get(id_keyword).and_then(Value::as_str).map(|id| id.trim_end_matches('#'));
         let mut anchors = HashMap::new();
         let mut stack = vec![root];
         while let Some(schema) = stack.pop() {
@@ -389,9 +372,7 @@ impl<'a> Resource<'a> {
             };
             for keyword in ["$dynamicRef", "$recursiveRef"] {
                 if members.contains_key(keyword) {
-                    return Err(format!(
-                        "the schema uses `{keyword}`, which wasmhost does not support; use `$ref`"
-                    ));
+                    return Err(format!("the schema uses `{keyword}`, which wasmhost does not support; use `$ref`"));
                 }
             }
             if let Some(anchor) = members.get("$anchor").and_then(Value::as_str) {
@@ -434,8 +415,8 @@ impl<'a> Resource<'a> {
                  file schemas: put the referenced schema under `$defs` and use `#/$defs/...`"
             ));
         };
-        let fragment = percent_decode(fragment)
-            .ok_or_else(|| format!("`$ref` {reference:?} has an invalid percent-encoding"))?;
+        let fragment =
+            percent_decode(fragment).ok_or_else(|| format!("`$ref` {reference:?} has an invalid percent-encoding"))?;
         if fragment.is_empty() {
             Ok(Some(self.root))
         } else if fragment.starts_with('/') {
@@ -494,11 +475,9 @@ impl Graph {
             if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
                 edges.extend(resource.resolve(reference)?.map(|target| (true, target)));
             }
-            graph
-                .rechecking
-                .push(RECHECKING.iter().any(|k| schema.get(*k).is_some()));
-            graph.unevaluated |= schema.get("unevaluatedProperties").is_some()
-                || schema.get("unevaluatedItems").is_some();
+            graph.rechecking.push(RECHECKING.iter().any(|k| schema.get(*k).is_some()));
+            graph.unevaluated |=
+                schema.get("unevaluatedProperties").is_some() || schema.get("unevaluatedItems").is_some();
             for (in_place, target) in edges {
                 let id = *ids.entry(std::ptr::from_ref(target)).or_insert_with(|| {
                     nodes.push(target);
@@ -525,11 +504,7 @@ impl Graph {
     /// when they have a cycle.
     fn topological_order(&self, with_descending: bool) -> Option<Vec<usize>> {
         let edges = |u: usize| {
-            let descending: &[usize] = if with_descending {
-                &self.descending[u]
-            } else {
-                &[]
-            };
+            let descending: &[usize] = if with_descending { &self.descending[u] } else { &[] };
             self.in_place[u].iter().chain(descending)
         };
         let mut incoming = vec![0usize; self.len()];
@@ -554,19 +529,10 @@ impl Graph {
 
     /// The largest total `weight` of the nodes on one path, following the
     /// edges that `order` is a topological order of.
-    fn heaviest_path(
-        &self,
-        order: &[usize],
-        with_descending: bool,
-        weight: impl Fn(usize) -> u64,
-    ) -> u64 {
+    fn heaviest_path(&self, order: &[usize], with_descending: bool, weight: impl Fn(usize) -> u64) -> u64 {
         let mut heaviest: Vec<u64> = (0..self.len()).map(&weight).collect();
         for &u in order {
-            let descending: &[usize] = if with_descending {
-                &self.descending[u]
-            } else {
-                &[]
-            };
+            let descending: &[usize] = if with_descending { &self.descending[u] } else { &[] };
             for &v in self.in_place[u].iter().chain(descending) {
                 heaviest[v] = heaviest[v].max(heaviest[u] + weight(v));
             }
@@ -635,16 +601,12 @@ impl Shape {
                 // in-place edges is cut by the validator, so no in-place
                 // path visits more than all nodes).
                 let (in_place, rechecks) = match &in_place_order {
-                    Some(order) => (
-                        graph.heaviest_path(order, false, |_| 1),
-                        graph.heaviest_path(order, false, rechecking),
-                    ),
+                    Some(order) => {
+                        (graph.heaviest_path(order, false, |_| 1), graph.heaviest_path(order, false, rechecking))
+                    }
                     None => (graph.len() as u64, (0..graph.len()).map(rechecking).sum()),
                 };
-                (
-                    (json::MAX_DEPTH as u64 + 1).saturating_mul(in_place),
-                    Rechecks::PerLevel(rechecks),
-                )
+                ((json::MAX_DEPTH as u64 + 1).saturating_mul(in_place), Rechecks::PerLevel(rechecks))
             }
         };
         if hops > MAX_HOPS {
@@ -657,21 +619,11 @@ impl Shape {
         let fanout = match in_place_order {
             Some(order) if graph.len() <= MAX_FANOUT_NODES => graph
                 .fanout(&order)
-                .and_then(|f| {
-                    if graph.unevaluated {
-                        f.checked_mul(graph.len() as u64)
-                    } else {
-                        Some(f)
-                    }
-                })
+                .and_then(|f| if graph.unevaluated { f.checked_mul(graph.len() as u64) } else { Some(f) })
                 .filter(|&f| f <= MAX_FANOUT),
             _ => None,
         };
-        Ok(Self {
-            hops,
-            fanout,
-            rechecks,
-        })
+        Ok(Self { hops, fanout, rechecks })
     }
 
     /// Upper bound on the work of collecting all failures of `document`:
@@ -684,11 +636,7 @@ impl Shape {
             Rechecks::Total(n) => n,
             Rechecks::PerLevel(n) => n.saturating_mul(depth + 1),
         };
-        Some(
-            self.fanout?
-                .saturating_mul(nodes)
-                .saturating_mul(rechecks.saturating_add(1)),
-        )
+        Some(self.fanout?.saturating_mul(nodes).saturating_mul(rechecks.saturating_add(1)))
     }
 }
 
@@ -719,20 +667,14 @@ impl Default for SchemaCache {
 
 impl std::fmt::Debug for SchemaCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SchemaCache")
-            .field("capacity", &self.capacity)
-            .field("len", &self.len())
-            .finish()
+        f.debug_struct("SchemaCache").field("capacity", &self.capacity).field("len", &self.len()).finish()
     }
 }
 
 impl SchemaCache {
     /// An empty cache that keeps at most `capacity` schemas (at least one).
     pub fn new(capacity: usize) -> Self {
-        Self {
-            capacity: capacity.max(1),
-            entries: Mutex::new(Entries::default()),
-        }
+        Self { capacity: capacity.max(1), entries: Mutex::new(Entries::default()) }
     }
 
     /// Schemas (and failed compiles) held.
@@ -760,29 +702,17 @@ impl SchemaCache {
         }
         // Compile without holding the lock; two callers racing on the same
         // schema both compile it, and the second result replaces the first.
-        let result = CompiledSchema::compile(schema)
-            .map(Arc::new)
-            .map_err(Arc::<str>::from);
+        let result = CompiledSchema::compile(schema).map(Arc::new).map_err(Arc::<str>::from);
         let mut entries = self.lock();
         if entries.map.len() >= self.capacity {
-            let oldest = entries
-                .map
-                .iter()
-                .min_by_key(|(_, entry)| entry.used)
-                .map(|(key, _)| *key);
+            let oldest = entries.map.iter().min_by_key(|(_, entry)| entry.used).map(|(key, _)| *key);
             if let Some(oldest) = oldest {
                 entries.map.remove(&oldest);
             }
         }
         entries.clock += 1;
         let used = entries.clock;
-        entries.map.insert(
-            key,
-            Entry {
-                result: result.clone(),
-                used,
-            },
-        );
+        entries.map.insert(key, Entry { result: result.clone(), used });
         result.map_err(|e| e.to_string())
     }
 
@@ -798,27 +728,19 @@ mod tests {
     use super::*;
 
     fn compile(schema: &Value) -> CompiledSchema {
-        CompiledSchema::compile(schema.to_string().as_bytes())
-            .unwrap_or_else(|e| panic!("{schema}: {e}"))
+        CompiledSchema::compile(schema.to_string().as_bytes()).unwrap_or_else(|e| panic!("{schema}: {e}"))
     }
 
     fn refused(schema: &Value) -> String {
-        CompiledSchema::compile(schema.to_string().as_bytes())
-            .expect_err("expected the schema to be refused")
+        CompiledSchema::compile(schema.to_string().as_bytes()).expect_err("expected the schema to be refused")
     }
 
     fn failures(schema: &CompiledSchema, document: &Value) -> Vec<Violation> {
-        schema
-            .validate(document.to_string().as_bytes())
-            .expect("no host failure")
-            .expect("valid JSON")
+        schema.validate(document.to_string().as_bytes()).expect("no host failure").expect("valid JSON")
     }
 
     fn paths(violations: &[Violation]) -> Vec<(&str, &str)> {
-        violations
-            .iter()
-            .map(|v| (v.instance_path.as_str(), v.schema_path.as_str()))
-            .collect()
+        violations.iter().map(|v| (v.instance_path.as_str(), v.schema_path.as_str())).collect()
     }
 
     /// Runs `work` on a thread with a 512 KiB stack: what a guest's fiber
@@ -843,10 +765,7 @@ mod tests {
     fn chain(n: usize, wrap: impl Fn(Value) -> Value, leaf: Value) -> Value {
         let mut defs = serde_json::Map::new();
         for i in 0..n {
-            defs.insert(
-                format!("a{i}"),
-                wrap(json!({"$ref": format!("#/$defs/a{}", i + 1)})),
-            );
+            defs.insert(format!("a{i}"), wrap(json!({"$ref": format!("#/$defs/a{}", i + 1)})));
         }
         defs.insert(format!("a{n}"), leaf);
         json!({"$ref": "#/$defs/a0", "$defs": defs})
@@ -868,39 +787,24 @@ mod tests {
         assert_eq!(
             paths(&found),
             [
-                (
-                    "/items/0/qty",
-                    "/properties/items/items/properties/qty/minimum"
-                ),
+                ("/items/0/qty", "/properties/items/items/properties/qty/minimum"),
                 ("/items/1", "/properties/items/items/required")
             ]
         );
         assert!(found[0].message.contains("minimum of 1"), "{found:?}");
-        assert!(
-            found[1].message.contains("\"qty\" is a required property"),
-            "{found:?}"
-        );
+        assert!(found[1].message.contains("\"qty\" is a required property"), "{found:?}");
         assert_eq!(paths(&failures(&schema, &json!([]))), [("", "/type")]);
     }
 
     #[test]
     fn validate_reports_documents_that_are_not_json() {
         let schema = compile(&json!({}));
-        let e = schema
-            .validate(b"{\"a\":")
-            .expect("no host failure")
-            .expect_err("not JSON");
+        let e = schema.validate(b"{\"a\":").expect("no host failure").expect_err("not JSON");
         assert_eq!(e.kind, json::ErrorKind::Syntax);
-        let e = schema
-            .validate(b"1e400")
-            .expect("no host failure")
-            .expect_err("out of range");
+        let e = schema.validate(b"1e400").expect("no host failure").expect_err("out of range");
         assert!(e.message.contains("out of range"), "{e:?}");
         let deep = "[".repeat(100_000) + &"]".repeat(100_000);
-        let e = schema
-            .validate(deep.as_bytes())
-            .expect("no host failure")
-            .expect_err("too deep");
+        let e = schema.validate(deep.as_bytes()).expect("no host failure").expect_err("too deep");
         assert_eq!(e.kind, json::ErrorKind::TooDeep);
     }
 
@@ -914,11 +818,7 @@ mod tests {
         let schema = compile(&json!({"type": "integer"}));
         let found = failures(&schema, &json!("x".repeat(100_000)));
         assert_eq!(found.len(), 1);
-        assert!(
-            found[0].message.len() <= MAX_MESSAGE_BYTES + 3,
-            "{}",
-            found[0].message.len()
-        );
+        assert!(found[0].message.len() <= MAX_MESSAGE_BYTES + 3, "{}", found[0].message.len());
         // A large document gets its first failure only.
         let schema = compile(&json!({"items": {"type": "string"}}));
         let found = failures(&schema, &Value::Array(vec![json!(0); 300_000]));
@@ -928,10 +828,7 @@ mod tests {
     #[test]
     fn draft_2020_12_is_the_default_and_schema_picks_another() {
         let schema = compile(&json!({"prefixItems": [{"type": "integer"}]}));
-        assert_eq!(
-            paths(&failures(&schema, &json!(["x"]))),
-            [("/0", "/prefixItems/0/type")]
-        );
+        assert_eq!(paths(&failures(&schema, &json!(["x"]))), [("/0", "/prefixItems/0/type")]);
         let schema = compile(
             &json!({"$schema": "http://json-schema.org/draft-04/schema#", "maximum": 3, "exclusiveMaximum": true}),
         );
@@ -955,10 +852,7 @@ mod tests {
         assert!(failures(&tree, &good).is_empty());
         let found = failures(&tree, &bad);
         assert_eq!(found.len(), 1);
-        assert_eq!(
-            found[0].instance_path,
-            format!("{}/name", "/children/0".repeat(63))
-        );
+        assert_eq!(found[0].instance_path, format!("{}/name", "/children/0".repeat(63)));
 
         let everything = compile(&json!({"$ref": "#"}));
         assert!(failures(&everything, &json!({"any": ["thing"]})).is_empty());
@@ -975,9 +869,8 @@ mod tests {
     fn exponential_alternatives_are_not_itemized() {
         // Listing the failures of this schema for a document `depth` deep
         // visits 2^depth paths; jsonschema would never return.
-        let schema = compile(
-            &json!({"type": "array", "minItems": 1, "items": {"anyOf": [{"$ref": "#"}, {"$ref": "#"}]}}),
-        );
+        let schema =
+            compile(&json!({"type": "array", "minItems": 1, "items": {"anyOf": [{"$ref": "#"}, {"$ref": "#"}]}}));
         assert!(schema.shape.fanout.is_none());
         let found = failures(&schema, &nested_arrays(127, json!([])));
         assert_eq!(found.len(), 1);
@@ -999,16 +892,10 @@ mod tests {
         // Where every alternative is checked, jsonschema's memoized
         // `is_valid` keeps validity itself cheap.
         for combinator in ["allOf", "oneOf"] {
-            let schema = compile(
-                &json!({"type": "array", "items": {combinator: [{"$ref": "#"}, {"$ref": "#"}]}}),
-            );
+            let schema = compile(&json!({"type": "array", "items": {combinator: [{"$ref": "#"}, {"$ref": "#"}]}}));
             assert!(schema.shape.fanout.is_none());
             let valid = combinator == "allOf";
-            assert_eq!(
-                failures(&schema, &nested_arrays(127, json!([]))).is_empty(),
-                valid,
-                "{combinator}"
-            );
+            assert_eq!(failures(&schema, &nested_arrays(127, json!([]))).is_empty(), valid, "{combinator}");
         }
     }
 
@@ -1028,10 +915,7 @@ mod tests {
         assert!(failures(&schema, &nested_arrays(127, json!(null))).is_empty());
         // A shallow document gets its failures listed.
         let found = failures(&schema, &json!(["x"]));
-        assert!(
-            !found.is_empty() && !found[0].message.contains("not listed"),
-            "{found:?}"
-        );
+        assert!(!found.is_empty() && !found[0].message.contains("not listed"), "{found:?}");
     }
 
     #[test]
@@ -1056,10 +940,7 @@ mod tests {
         assert_eq!(found.len(), 1);
         // jsonschema reports a failing `anyOf` where it is, not the failures
         // of its alternatives.
-        assert_eq!(
-            paths(&found),
-            [("/child", "/$defs/Node/properties/child/anyOf")]
-        );
+        assert_eq!(paths(&found), [("/child", "/$defs/Node/properties/child/anyOf")]);
         assert!(found[0].message.contains("anyOf"), "{found:?}");
     }
 
@@ -1069,12 +950,7 @@ mod tests {
         let schema = chain(MAX_HOPS as usize - 2, |r| r, json!({"type": "integer"}));
         let compiled = compile(&schema);
         assert_eq!(compiled.shape.hops, MAX_HOPS);
-        let (good, bad) = on_small_stack(|| {
-            (
-                failures(&compiled, &json!(1)),
-                failures(&compiled, &json!("x")),
-            )
-        });
+        let (good, bad) = on_small_stack(|| (failures(&compiled, &json!(1)), failures(&compiled, &json!("x"))));
         assert!(good.is_empty());
         assert_eq!(bad.len(), 1);
         // Dropping it does not recurse along the chain.
@@ -1107,21 +983,9 @@ mod tests {
             cases.push((chain(n, wrap, leaf), json!({"k": 1}), json!({"k": "x"})));
         }
         let deepest = (0..127).fold(integer.clone(), |inner, _| json!({"items": inner}));
-        cases.push((
-            deepest,
-            nested_arrays(127, json!(1)),
-            nested_arrays(127, json!("x")),
-        ));
-        let recursive = chain(
-            2,
-            |r| json!({"allOf": [r]}),
-            json!({"type": "array", "items": {"$ref": "#/$defs/a0"}}),
-        );
-        cases.push((
-            recursive,
-            nested_arrays(127, json!([])),
-            nested_arrays(127, json!("x")),
-        ));
+        cases.push((deepest, nested_arrays(127, json!(1)), nested_arrays(127, json!("x"))));
+        let recursive = chain(2, |r| json!({"allOf": [r]}), json!({"type": "array", "items": {"$ref": "#/$defs/a0"}}));
+        cases.push((recursive, nested_arrays(127, json!([])), nested_arrays(127, json!("x"))));
         for (case, (schema, good, bad)) in cases.into_iter().enumerate() {
             let compiled = compile(&schema);
             assert!(
@@ -1129,8 +993,7 @@ mod tests {
                 "case {case}: {:?}",
                 compiled.shape
             );
-            let (good, bad) =
-                on_small_stack(|| (failures(&compiled, &good), failures(&compiled, &bad)));
+            let (good, bad) = on_small_stack(|| (failures(&compiled, &good), failures(&compiled, &bad)));
             assert!(good.is_empty(), "case {case}: {good:?}");
             assert!(!bad.is_empty(), "case {case}");
         }
@@ -1138,9 +1001,7 @@ mod tests {
 
     #[test]
     fn catastrophic_patterns_run_in_linear_time() {
-        let schema = compile(
-            &json!({"pattern": "^(a+)+$", "patternProperties": {"^(a|aa)+$": {"type": "integer"}}}),
-        );
+        let schema = compile(&json!({"pattern": "^(a+)+$", "patternProperties": {"^(a|aa)+$": {"type": "integer"}}}));
         let evil = "a".repeat(100_000) + "!";
         assert_eq!(paths(&failures(&schema, &json!(evil))), [("", "/pattern")]);
         assert!(failures(&schema, &json!("a".repeat(100_000))).is_empty());
@@ -1153,13 +1014,9 @@ mod tests {
 
     #[test]
     fn references_outside_the_schema_are_refused_without_fetching() {
-        for reference in [
-            "https://example.com/s.json",
-            "https://example.com/s.json#/a",
-            "file:///etc/passwd",
-            "other.json",
-            "/abs",
-        ] {
+        for reference in
+            ["https://example.com/s.json", "https://example.com/s.json#/a", "file:///etc/passwd", "other.json", "/abs"]
+        {
             let e = refused(&json!({"$ref": reference}));
             assert!(e.contains("never fetches") && e.contains(reference), "{e}");
             let e = refused(&json!({"properties": {"a": {"$ref": reference}}}));
@@ -1206,8 +1063,7 @@ mod tests {
         assert!(e.contains("nested more than 128"), "{e}");
         let deep = "{\"items\":".repeat(100_000) + "{}" + &"}".repeat(100_000);
         assert!(CompiledSchema::compile(deep.as_bytes()).is_err());
-        let e = CompiledSchema::compile(&vec![b' '; json::MAX_DOCUMENT_BYTES + 1])
-            .expect_err("too large");
+        let e = CompiledSchema::compile(&vec![b' '; json::MAX_DOCUMENT_BYTES + 1]).expect_err("too large");
         assert!(e.contains("64 MiB"), "{e}");
         let e = CompiledSchema::compile(b"{\"type\": \"\xff\"}").expect_err("not UTF-8");
         assert!(e.contains("UTF-8") && e.contains("column 11"), "{e}");
@@ -1219,28 +1075,14 @@ mod tests {
     fn the_cache_shares_compiled_schemas_and_keeps_the_most_recently_used() {
         let cache = SchemaCache::new(2);
         let a = cache.compile(b"{\"type\": \"integer\"}").expect("compiles");
-        assert!(Arc::ptr_eq(
-            &a,
-            &cache.compile(b"{\"type\": \"integer\"}").expect("cached")
-        ));
+        assert!(Arc::ptr_eq(&a, &cache.compile(b"{\"type\": \"integer\"}").expect("cached")));
         let b = cache.compile(b"{\"type\": \"string\"}").expect("compiles");
         cache.compile(b"{\"type\": \"integer\"}").expect("cached");
         cache.compile(b"{\"type\": \"null\"}").expect("compiles");
         assert_eq!(cache.len(), 2);
-        assert!(Arc::ptr_eq(
-            &a,
-            &cache.compile(b"{\"type\": \"integer\"}").expect("cached")
-        ));
-        assert!(!Arc::ptr_eq(
-            &b,
-            &cache
-                .compile(b"{\"type\": \"string\"}")
-                .expect("recompiled")
-        ));
+        assert!(Arc::ptr_eq(&a, &cache.compile(b"{\"type\": \"integer\"}").expect("cached")));
+        assert!(!Arc::ptr_eq(&b, &cache.compile(b"{\"type\": \"string\"}").expect("recompiled")));
         let e = cache.compile(b"{\"type\": 1}").expect_err("invalid");
-        assert_eq!(
-            cache.compile(b"{\"type\": 1}").expect_err("cached failure"),
-            e
-        );
+        assert_eq!(cache.compile(b"{\"type\": 1}").expect_err("cached failure"), e);
     }
 }

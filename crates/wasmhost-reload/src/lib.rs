@@ -279,7 +279,9 @@ async fn wait_until_stable(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::is_change;
-    use notify::event::{AccessKind, AccessMode, CreateKind, DataChange, EventKind, MetadataKind, ModifyKind, RenameMode};
+    use notify::event::{
+        AccessKind, AccessMode, CreateKind, DataChange, EventKind, MetadataKind, ModifyKind, RenameMode,
+    };
 
     #[test]
     fn writes_and_renames_are_changes_reads_are_not() {

@@ -1,8 +1,8 @@
 //! An app: one compiled component, its pool and its limits, turning HTTP
 //! requests into guest calls and every guest failure into a status code.
 
-use std::path::{Path, PathBuf};
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -152,9 +152,9 @@ impl App {
                 path.display()
             )
         })?;
-        let pre = ProxyPre::new(pre).map_err(anyhow::Error::from).with_context(|| {
-            format!("{} does not export wasi:http/incoming-handler", path.display())
-        })?;
+        let pre = ProxyPre::new(pre)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("{} does not export wasi:http/incoming-handler", path.display()))?;
         let schemas = Arc::new(SchemaCache::default());
         Self::with_component(Arc::from(name), compiled.digest, spec.clone(), pre, schemas).await
     }
@@ -167,7 +167,8 @@ impl App {
         schemas: Arc<SchemaCache>,
     ) -> Result<Self> {
         let platform = PlatformCtx::new(name.clone(), schemas.clone());
-        let pool = InstancePool::new(name.clone(), pre.clone(), spec.limits.clone(), spec.env.clone(), platform).await?;
+        let pool =
+            InstancePool::new(name.clone(), pre.clone(), spec.limits.clone(), spec.env.clone(), platform).await?;
         let routes = if let Some(manifest) = ManifestExport::new(pre.instance_pre())? {
             let (mut store, instance) = pool.spare_instance().await?;
             let routes = manifest.routes(&mut store, &instance).await?;
@@ -240,7 +241,8 @@ impl App {
         // Validate declared bodies, and read small ones, before taking an
         // instance, so neither an invalid request nor a slow client ever
         // holds one.
-        let schema = self.routes.as_ref().and_then(|routes| routes.body_schema(request.method().as_str(), request.uri().path()));
+        let schema =
+            self.routes.as_ref().and_then(|routes| routes.body_schema(request.method().as_str(), request.uri().path()));
         let request = match schema {
             Some(schema) => self.validate_body(request, schema).await,
             None => self.read_small_body(request).await,
@@ -253,15 +255,13 @@ impl App {
         let mut lease = match self.pool.acquire().await {
             Ok(lease) => lease,
             Err(Rejection::QueueFull | Rejection::QueueTimeout) => {
-                let mut response =
-                    self.reject(StatusCode::SERVICE_UNAVAILABLE, "server is at capacity, retry later");
+                let mut response = self.reject(StatusCode::SERVICE_UNAVAILABLE, "server is at capacity, retry later");
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 return response;
             }
             Err(Rejection::Instantiation(err)) => {
                 tracing::error!(app = %self.name, request_id, "cannot instantiate: {err:#}");
-                let mut response =
-                    self.reject(StatusCode::SERVICE_UNAVAILABLE, "server is at capacity, retry later");
+                let mut response = self.reject(StatusCode::SERVICE_UNAVAILABLE, "server is at capacity, retry later");
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 return response;
             }
@@ -301,8 +301,7 @@ impl App {
         let id: Arc<str> = Arc::from(request_id);
         let body_fault = fault.clone();
         tokio::spawn(async move {
-            let result =
-                tokio::time::timeout(hard_deadline, lease.call_handle(guest_request, outparam)).await;
+            let result = tokio::time::timeout(hard_deadline, lease.call_handle(guest_request, outparam)).await;
             let outcome = match result {
                 Ok(Ok(())) => Outcome::Completed,
                 Ok(Err(err)) => {
@@ -327,9 +326,8 @@ impl App {
         });
 
         match response_rx.await {
-            Ok(Ok(response)) if fault.get() != Some(Fault::TooLarge) => response.map(|body| ResponseBody {
-                kind: Kind::Guest { body, outcome: Some(outcome_rx), completed: false },
-            }),
+            Ok(Ok(response)) if fault.get() != Some(Fault::TooLarge) => response
+                .map(|body| ResponseBody { kind: Kind::Guest { body, outcome: Some(outcome_rx), completed: false } }),
             Ok(Ok(_)) => self.reject(StatusCode::PAYLOAD_TOO_LARGE, "request body is too large"),
             Ok(Err(_)) if fault.get().is_some() => self.reject_body(&fault),
             Ok(Err(code)) => {
@@ -439,11 +437,10 @@ impl App {
         if let Err(problem) = checked {
             let status = StatusCode::from_u16(problem.status()).unwrap_or(StatusCode::BAD_REQUEST);
             METRICS.rejected.with_label_values(&[&*self.name, status.as_str()]).inc();
-            let mut response = Response::new(ResponseBody { kind: Kind::Full(Some(Bytes::from(problem.to_json_bytes()))) });
+            let mut response =
+                Response::new(ResponseBody { kind: Kind::Full(Some(Bytes::from(problem.to_json_bytes()))) });
             *response.status_mut() = status;
-            response
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
             return Err(response);
         }
         Ok(buffered(parts, bytes))
@@ -495,9 +492,7 @@ pub fn error_response(status: StatusCode, reason: &str) -> AppResponse {
     let text = format!("{} {}: {reason}\n", status.as_u16(), status.canonical_reason().unwrap_or(""));
     let mut response = Response::new(ResponseBody { kind: Kind::Full(Some(Bytes::from(text))) });
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response
 }
 
@@ -548,10 +543,7 @@ where
     type Data = Bytes;
     type Error = wasmtime_wasi_http::Error;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let frame = match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => frame,
             Poll::Ready(Some(Err(err))) => {
@@ -589,11 +581,7 @@ pub struct ResponseBody {
 
 enum Kind {
     Full(Option<Bytes>),
-    Guest {
-        body: HyperOutgoingBody,
-        outcome: Option<oneshot::Receiver<Outcome>>,
-        completed: bool,
-    },
+    Guest { body: HyperOutgoingBody, outcome: Option<oneshot::Receiver<Outcome>>, completed: bool },
 }
 
 impl Drop for ResponseBody {
@@ -646,10 +634,7 @@ impl Body for ResponseBody {
     type Data = Bytes;
     type Error = BodyError;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         const ABORTED: BodyError = BodyError("the app aborted its response body");
         const UNFINISHED: BodyError = BodyError("the app returned without finishing its response body");
         const FAILED: BodyError = BodyError("the app failed while sending its response");

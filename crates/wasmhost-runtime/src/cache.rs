@@ -166,8 +166,7 @@ fn read_artifact(engine: &Engine, path: &Path) -> Option<Component> {
 /// Writes an artifact atomically: temporary file, then rename.
 fn write_artifact(component: &Component, path: &Path) -> Result<()> {
     let dir = path.parent().context("cache path has no parent directory")?;
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create cache directory {}", dir.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create cache directory {}", dir.display()))?;
     let mut data = component.serialize().map_err(anyhow::Error::from)?;
     let trailer = Sha256::digest(&data);
     data.extend_from_slice(&trailer);

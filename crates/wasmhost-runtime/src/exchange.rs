@@ -170,7 +170,8 @@ fn build_response(
             headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
         }
     }
-    let mut response = hyper::Response::new(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed_unsync());
+    let mut response =
+        hyper::Response::new(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed_unsync());
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     Ok(response)
@@ -186,8 +187,8 @@ mod tests {
 
     #[test]
     fn adds_or_checks_the_content_length() {
-        let response = build_response(201, fields(&[("x-a", "1"), ("x-a", "2")]), b"hello".to_vec(), |_| false)
-            .expect("valid");
+        let response =
+            build_response(201, fields(&[("x-a", "1"), ("x-a", "2")]), b"hello".to_vec(), |_| false).expect("valid");
         assert_eq!(response.status(), 201);
         assert_eq!(response.headers()[CONTENT_LENGTH], "5");
         assert_eq!(response.headers().get_all("x-a").iter().count(), 2, "repeated fields are kept");

@@ -7,11 +7,11 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 
+use wasmhost_outbound::{OutboundHooks, OutboundPolicy};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
-use wasmhost_outbound::{OutboundHooks, OutboundPolicy};
 
 use crate::exchange::RequestHead;
 use crate::limits::MemoryLimiter;
@@ -168,11 +168,7 @@ impl GuestLogWriter {
 }
 
 impl tokio::io::AsyncWrite for GuestLogWriter {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         for &byte in buf {
             if byte == b'\n' {
                 self.emit();

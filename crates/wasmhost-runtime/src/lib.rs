@@ -25,9 +25,9 @@ pub mod metrics;
 pub mod pool;
 
 pub use app::{App, AppResponse, AppSpec, ResponseBody};
-pub use host::GuestEnv;
-pub use wasmhost_outbound::OutboundPolicy;
 pub use cache::CompileCache;
 pub use engine::{EngineOptions, EpochTicker};
+pub use host::GuestEnv;
 pub use limits::{Isolation, Limits};
 pub use pool::InstancePool;
+pub use wasmhost_outbound::OutboundPolicy;

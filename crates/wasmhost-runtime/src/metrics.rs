@@ -8,14 +8,12 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    register_histogram_vec, register_int_counter_vec, register_int_gauge_vec, HistogramVec, IntCounterVec,
-    IntGaugeVec,
+    register_histogram_vec, register_int_counter_vec, register_int_gauge_vec, HistogramVec, IntCounterVec, IntGaugeVec,
 };
 
 /// Latency buckets, in seconds: 100 µs to 30 s.
-const BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
+const BUCKETS: &[f64] =
+    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 /// Every metric wasmhost exports.
 pub struct Metrics {
@@ -108,12 +106,8 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             &["result"]
         )
         .expect(expect),
-        queue_depth: register_int_gauge_vec!(
-            "wasmhost_queue_depth",
-            "Requests waiting for an instance.",
-            &["app"]
-        )
-        .expect(expect),
+        queue_depth: register_int_gauge_vec!("wasmhost_queue_depth", "Requests waiting for an instance.", &["app"])
+            .expect(expect),
         instances: register_int_gauge_vec!(
             "wasmhost_instances",
             "Instances of an app by state: idle, busy, max.",

@@ -27,9 +27,9 @@ use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
 
 use crate::host::{GuestEnv, HostState};
-use wasmhost_platform::PlatformCtx;
 use crate::limits::{Isolation, Limits};
 use crate::metrics::METRICS;
+use wasmhost_platform::PlatformCtx;
 
 /// Why a request could not get an instance.
 #[derive(Debug)]
@@ -139,11 +139,8 @@ impl InstancePool {
                     shared.waiting.fetch_sub(1, Ordering::AcqRel);
                     return Err(Rejection::QueueFull);
                 }
-                let waited = tokio::time::timeout(
-                    shared.limits.queue_timeout,
-                    shared.permits.clone().acquire_owned(),
-                )
-                .await;
+                let waited =
+                    tokio::time::timeout(shared.limits.queue_timeout, shared.permits.clone().acquire_owned()).await;
                 shared.waiting.fetch_sub(1, Ordering::AcqRel);
                 match waited {
                     Ok(Ok(permit)) => permit,
@@ -352,11 +349,7 @@ impl Lease {
         response: Resource<HostResponseOutparam>,
     ) -> wasmtime::Result<()> {
         let instance = self.instance.as_mut().expect("lease holds an instance until finished");
-        instance
-            .proxy
-            .wasi_http_incoming_handler()
-            .call_handle(&mut instance.store, request, response)
-            .await
+        instance.proxy.wasi_http_incoming_handler().call_handle(&mut instance.store, request, response).await
     }
 
     /// Whether a memory growth was refused during this request.

@@ -16,9 +16,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::Request;
 use http_body::{Body, Frame, SizeHint};
+use wasmhost_runtime::app::BodyError;
 use wasmhost_runtime::metrics::METRICS;
 use wasmhost_runtime::ResponseBody;
-use wasmhost_runtime::app::BodyError;
 
 /// How access lines are written.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -162,10 +162,8 @@ impl AccessLog {
     /// Records the response head.
     pub(crate) fn response(&mut self, parts: &http::response::Parts) {
         self.status = parts.status.as_u16();
-        self.content_length = parts
-            .headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok()?.parse().ok());
+        self.content_length =
+            parts.headers.get(http::header::CONTENT_LENGTH).and_then(|value| value.to_str().ok()?.parse().ok());
     }
 }
 
@@ -245,10 +243,7 @@ impl Body for LoggedBody {
     type Data = Bytes;
     type Error = BodyError;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
@@ -281,7 +276,8 @@ mod tests {
     fn templates_parse_and_render() {
         let format: AccessLogFormat = r#"{peer} "{method} {path}" {status} {bytes}"#.parse().unwrap();
         let request = Request::get("/x?y").body(()).unwrap();
-        let mut log = AccessLog::new(Arc::new(format.clone()), &request, "id1", "127.0.0.1:5".parse().unwrap(), Instant::now());
+        let mut log =
+            AccessLog::new(Arc::new(format.clone()), &request, "id1", "127.0.0.1:5".parse().unwrap(), Instant::now());
         log.status = 201;
         log.bytes = 7;
         let AccessLogFormat::Template(pieces) = &format else { panic!("{format:?}") };

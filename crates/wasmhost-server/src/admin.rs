@@ -21,9 +21,9 @@ use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus::TextEncoder;
 use serde_json::json;
 use tokio::net::TcpListener;
-use prometheus::TextEncoder;
 use wasmhost_reload::Reloaded;
 use wasmhost_runtime::metrics::METRICS;
 
@@ -49,7 +49,11 @@ pub type ConfigReload =
 /// one), then every app from its module file. Returns whether everything
 /// was reloaded or unchanged, and a JSON report (the body of
 /// `POST /admin/reload`).
-pub async fn reload_all(router: &Router, config: Option<&ConfigReload>, trigger: &'static str) -> (bool, serde_json::Value) {
+pub async fn reload_all(
+    router: &Router,
+    config: Option<&ConfigReload>,
+    trigger: &'static str,
+) -> (bool, serde_json::Value) {
     let mut all_ok = true;
     let mut report = serde_json::Map::new();
     if let Some(config) = config {
@@ -177,10 +181,9 @@ fn metrics(state: &AdminState) -> Response<Full<Bytes>> {
         return text_response(StatusCode::INTERNAL_SERVER_ERROR, String::from("cannot encode metrics\n"));
     }
     let mut response = text_response(StatusCode::OK, text);
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
     response
 }
 
@@ -197,17 +200,13 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
 fn text_response(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
     response
 }
 
 fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(value.to_string() + "\n")));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
     response
 }

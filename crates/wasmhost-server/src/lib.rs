@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -81,10 +81,7 @@ pub async fn serve(
         .max_header_size(options.max_header_size)
         .keep_alive(true);
     let mut http2 = http2::Builder::new(TokioExecutor::new());
-    http2
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(128)
-        .max_header_list_size(options.max_header_size as u32);
+    http2.timer(TokioTimer::new()).max_concurrent_streams(128).max_header_list_size(options.max_header_size as u32);
     let (http1, http2) = (Arc::new(http1), Arc::new(http2));
 
     let access_log = Arc::new(options.access_log.clone());
@@ -235,21 +232,19 @@ fn check_host<B>(request: &Request<B>) -> Result<(), &'static str> {
         .ok()
         .filter(|host| !host.contains('@'))
         .is_some_and(|host| host.parse::<http::uri::Authority>().is_ok());
-    if valid { Ok(()) } else { Err("invalid Host header") }
+    if valid {
+        Ok(())
+    } else {
+        Err("invalid Host header")
+    }
 }
 
 /// The client's `x-request-id` when it is short and printable, else a new
 /// random one.
 fn request_id<B>(request: &Request<B>) -> String {
-    let given = request
-        .headers()
-        .get(REQUEST_ID_HEADER)
-        .and_then(|value| value.to_str().ok())
-        .filter(|id| {
-            !id.is_empty()
-                && id.len() <= 128
-                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-        });
+    let given = request.headers().get(REQUEST_ID_HEADER).and_then(|value| value.to_str().ok()).filter(|id| {
+        !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    });
     match given {
         Some(id) => id.to_owned(),
         None => format!("{:016x}", rand::random::<u64>()),
@@ -260,9 +255,7 @@ fn request_id<B>(request: &Request<B>) -> String {
 /// at once, for an operator who does not want to wait for the drain.
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) =
-        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    else {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         tracing::error!("cannot install signal handlers; stop the server with SIGKILL");
         return std::future::pending().await;
     };
