@@ -522,7 +522,8 @@ class Versions:
 def admin(server: Server, method: str, path: str, timeout: float = 300) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", server.admin_port, timeout=timeout)
     try:
-        conn.request(method, path)
+        # Admin POSTs must not be requests a web page could send unasked.
+        conn.request(method, path, headers={"Content-Type": "application/json"} if method == "POST" else {})
         response = conn.getresponse()
         return response.status, response.read()
     finally:

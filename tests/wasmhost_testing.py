@@ -38,7 +38,7 @@ KIB = 1024
 MIB = 1024 * KIB
 
 _LISTENING = re.compile(r"listening on http://127\.0\.0\.1:(\d+)")
-_ADMIN = re.compile(r"admin API on http://127\.0\.0\.1:(\d+)")
+_ADMIN = re.compile(r"admin API on http://[0-9.]+:(\d+)")
 
 
 def unique_id(label: str) -> str:
@@ -121,8 +121,10 @@ class Server:
         subcommand: str = "serve",
         cwd: Path | None = None,
         config: Path | None = None,
+        admin_addr: str = "127.0.0.1:0",
     ) -> None:
         self.subcommand = subcommand
+        self.admin_addr = admin_addr
         self.binary = Path(binary)
         self.app = app
         self.cwd = cwd
@@ -143,7 +145,7 @@ class Server:
     def command(self) -> list[str]:
         """The command line the server runs with."""
         target = ["--config", str(self.config)] if self.config is not None else [str(self.app)]
-        command = [str(self.binary), self.subcommand, *target, "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"]
+        command = [str(self.binary), self.subcommand, *target, "--addr", "127.0.0.1:0", "--admin-addr", self.admin_addr]
         if self.cache_dir is not None:
             command += ["--cache-dir", str(self.cache_dir)]
         return command + self.args
@@ -338,7 +340,8 @@ class Server:
         assert self.admin_port is not None, "server has no admin listener"
         conn = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=timeout)
         try:
-            conn.request(method, path)
+            # Admin POSTs must not be requests a web page could send unasked.
+            conn.request(method, path, headers={"Content-Type": "application/json"} if method == "POST" else {})
             response = conn.getresponse()
             return response.status, response.headers, response.read()
         finally:
@@ -530,7 +533,24 @@ def read_response(sock: socket.socket, timeout: float = 10.0) -> RawResponse:
 
     Fails if the connection ends before a complete response head.
     """
+    return _read_one(_SocketReader(sock, timeout))
+
+
+def read_responses(sock: socket.socket, count: int, timeout: float = 10.0) -> list[RawResponse]:
+    """Reads up to `count` pipelined responses from `sock`, in order, each
+    framed as its head says; fewer when the connection ends first."""
     reader = _SocketReader(sock, timeout)
+    responses = []
+    for _ in range(count):
+        try:
+            responses.append(_read_one(reader))
+        except ConnectionError:
+            break
+    return responses
+
+
+def _read_one(reader: "_SocketReader") -> RawResponse:
+    """The next response from `reader`."""
     head = reader.until(b"\r\n\r\n")
     if head is None:
         raise ConnectionError(f"connection closed before a response head (got {bytes(reader.buf)!r})")
@@ -543,7 +563,9 @@ def read_response(sock: socket.socket, timeout: float = 10.0) -> RawResponse:
         headers[name.strip().lower()] = value.strip()
     response = RawResponse(int(status), reason[0] if reason else "", headers)
 
-    if "chunked" in headers.get("transfer-encoding", "").lower():
+    if response.status in (204, 304) or response.status < 200:
+        response.complete = True  # no body, whatever the head says (RFC 9112 §6.3)
+    elif "chunked" in headers.get("transfer-encoding", "").lower():
         response.body, response.complete = _read_chunked(reader)
     elif "content-length" in headers:
         length = int(headers["content-length"])

@@ -20,7 +20,7 @@ use wasmhost_runtime::{
     AppSpec, CompileCache, EngineOptions, EpochTicker, GuestEnv, Isolation, Limits, OutboundPolicy,
 };
 use wasmhost_server::{
-    reload_all, serve_admin, AccessLogFormat, AdminState, ConfigReload, Route, Router, ServerOptions,
+    reload_all, serve_admin, AccessLogFormat, AdminAccess, AdminState, ConfigReload, Route, Router, ServerOptions,
 };
 
 use crate::tenants::{Capacity, Tenants};
@@ -150,6 +150,14 @@ struct ServeOptions {
     /// Do not start the admin listener.
     #[arg(long)]
     no_admin: bool,
+    /// A file whose first line is the bearer token the admin API requires
+    /// (`Authorization: Bearer TOKEN`) on every route but /healthz and /readyz.
+    #[arg(long, value_name = "FILE")]
+    admin_token_file: Option<PathBuf>,
+    /// A host name the admin API answers for, besides loopback names and the
+    /// address a client connected to. Repeatable.
+    #[arg(long = "admin-host", value_name = "NAME")]
+    admin_hosts: Vec<String>,
     /// Let the guest read a host directory: `HOST_DIR::GUEST_DIR` (or just
     /// `DIR`, seen under the same path). Read-only. Repeatable.
     #[arg(long = "dir", value_name = "HOST::GUEST", value_parser = parse_dir)]
@@ -193,6 +201,10 @@ struct ServeOptions {
     /// Largest request body; larger ones get 413.
     #[arg(long, default_value = "10MiB")]
     max_body_size: ByteSize,
+    /// Bytes per second an app's instances may print to stdout/stderr
+    /// (bursts of twice that); the excess is dropped and counted.
+    #[arg(long, default_value = "1MiB")]
+    guest_log_rate: ByteSize,
     /// Largest request head (request line and headers); larger ones get 431.
     #[arg(long, default_value = "32KiB")]
     max_header_size: ByteSize,
@@ -234,7 +246,7 @@ fn main() -> std::process::ExitCode {
     let explicit: Vec<&str> = matches
         .subcommand_matches("serve")
         .map(|serve| {
-            ["addr", "admin_addr", "access_log"]
+            ["addr", "admin_addr", "access_log", "admin_token_file", "admin_hosts"]
                 .into_iter()
                 .filter(|id| serve.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
                 .collect()
@@ -357,6 +369,9 @@ async fn serve(args: ServeArgs, explicit: &[&str]) -> Result<()> {
         if explicit.contains(&"access_log") {
             plan.server.access_log = options.access_log;
         }
+        if explicit.contains(&"admin_token_file") || explicit.contains(&"admin_hosts") {
+            plan.admin_access = AdminAccess::new(options.admin_hosts, options.admin_token_file.as_deref())?;
+        }
         return run(plan).await;
     };
     let path = PathBuf::from(&app);
@@ -417,6 +432,7 @@ async fn dev(args: DevArgs) -> Result<()> {
 struct Plan {
     addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
+    admin_access: AdminAccess,
     server: ServerOptions,
     cache: CompileCache,
     apps: Vec<PlannedApp>,
@@ -461,6 +477,7 @@ impl Plan {
             recycle_memory: to_usize(args.recycle_memory, "--recycle-memory")?,
             max_requests_per_instance: args.max_requests_per_instance,
             max_body_size: args.max_body_size.as_u64(),
+            guest_log_rate: args.guest_log_rate.as_u64(),
         };
         let server = ServerOptions {
             max_connections: args.max_connections.max(1),
@@ -475,6 +492,7 @@ impl Plan {
         Ok(Self {
             addr: args.addr,
             admin_addr: (!args.no_admin).then_some(args.admin_addr),
+            admin_access: AdminAccess::new(args.admin_hosts, args.admin_token_file.as_deref())?,
             server,
             cache: compile_cache(args.no_cache, args.cache_dir),
             apps: vec![PlannedApp { spec, route: Route::default(), mode }],
@@ -492,9 +510,11 @@ impl Plan {
         let config = Config::load(path)?;
         let build_cache = cache_dir.clone().unwrap_or_else(CompileCache::default_dir);
         let apps = plan_apps(config.apps, &build_cache).await?;
+        let admin_token_file = config.server.admin_token_file.as_deref();
         Ok(Self {
             addr: config.server.addr,
             admin_addr: config.server.admin_addr,
+            admin_access: AdminAccess::new(config.server.admin_hosts.clone(), admin_token_file)?,
             server: config.server.options.clone(),
             cache: compile_cache(no_cache, cache_dir),
             apps,
@@ -568,7 +588,13 @@ async fn run(plan: Plan) -> Result<()> {
             format!("cannot listen on {admin_addr} for the admin API; pick another --admin-addr or pass --no-admin")
         })?;
         tracing::info!("admin API on http://{}", admin.local_addr()?);
-        let state = Arc::new(AdminState { router: router.clone(), draining: draining.clone(), config });
+        plan.admin_access.warn_if_open(admin_addr);
+        let state = Arc::new(AdminState {
+            router: router.clone(),
+            draining: draining.clone(),
+            config,
+            access: plan.admin_access,
+        });
         tokio::spawn(serve_admin(admin, state));
     }
 

@@ -50,6 +50,10 @@ pub struct ServerConfig {
     pub addr: SocketAddr,
     /// Address of the admin listener; `None` when disabled.
     pub admin_addr: Option<SocketAddr>,
+    /// Host names the admin listener answers for besides loopback.
+    pub admin_hosts: Vec<String>,
+    /// The file holding the admin API's bearer token.
+    pub admin_token_file: Option<PathBuf>,
     /// Connection-level limits and timeouts.
     pub options: ServerOptions,
 }
@@ -104,6 +108,9 @@ struct ServerTable {
     admin_addr: Option<SocketAddr>,
     #[serde(default)]
     no_admin: bool,
+    #[serde(default)]
+    admin_hosts: Vec<String>,
+    admin_token_file: Option<PathBuf>,
     max_connections: Option<usize>,
     #[serde(default, deserialize_with = "duration")]
     header_read_timeout: Option<Duration>,
@@ -142,6 +149,8 @@ struct AppTable {
     max_requests_per_instance: Option<u64>,
     #[serde(default, deserialize_with = "size")]
     max_body_size: Option<u64>,
+    #[serde(default, deserialize_with = "size")]
+    guest_log_rate: Option<u64>,
     #[serde(default)]
     env: BTreeMap<String, String>,
     /// Guest path → host directory.
@@ -208,7 +217,7 @@ impl Config {
         // toml's error says which line, column and key, and shows the line.
         let file: File = toml::from_str(text).map_err(|err| anyhow::anyhow!("{err}"))?;
         anyhow::ensure!(!file.app.is_empty(), "no apps: add at least one [[app]] table with `name` and `module`");
-        let server = ServerConfig::from_table(file.server);
+        let server = ServerConfig::from_table(file.server, base);
         let mut apps = Vec::new();
         for table in file.app {
             let name = table.name.clone();
@@ -223,12 +232,14 @@ impl Config {
 }
 
 impl ServerConfig {
-    fn from_table(table: ServerTable) -> Self {
+    fn from_table(table: ServerTable, base: &Path) -> Self {
         let defaults = ServerOptions::default();
         let admin_addr = table.admin_addr.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9090)));
         Self {
             addr: table.addr.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             admin_addr: (!table.no_admin).then_some(admin_addr),
+            admin_hosts: table.admin_hosts,
+            admin_token_file: table.admin_token_file.map(|file| base.join(file)),
             options: ServerOptions {
                 max_connections: table.max_connections.unwrap_or(defaults.max_connections).max(1),
                 header_read_timeout: table.header_read_timeout.unwrap_or(defaults.header_read_timeout),
@@ -287,6 +298,7 @@ impl AppConfig {
             recycle_memory: to_usize(table.recycle_memory, defaults.recycle_memory),
             max_requests_per_instance: table.max_requests_per_instance.unwrap_or(defaults.max_requests_per_instance),
             max_body_size: table.max_body_size.unwrap_or(defaults.max_body_size),
+            guest_log_rate: table.guest_log_rate.unwrap_or(defaults.guest_log_rate),
         };
 
         let mut dirs = Vec::new();

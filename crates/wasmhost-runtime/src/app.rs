@@ -24,6 +24,7 @@ use wasmtime_wasi_http::WasiHttpView;
 
 use crate::cache::CompileCache;
 use crate::exchange::{BufferedBody, RequestHead};
+use crate::framing::check_response_head;
 use crate::host::{GuestEnv, HostState};
 use crate::limits::Limits;
 use crate::metrics::METRICS;
@@ -273,6 +274,7 @@ impl App {
             remaining: self.spec.limits.max_body_size,
             fault: fault.clone(),
         });
+        let method = request.method().clone();
         let (response_tx, response_rx) = oneshot::channel();
         lease.begin(request_id);
         let head = RequestHead::of(&request);
@@ -326,8 +328,17 @@ impl App {
         });
 
         match response_rx.await {
-            Ok(Ok(response)) if fault.get() != Some(Fault::TooLarge) => response
-                .map(|body| ResponseBody { kind: Kind::Guest { body, outcome: Some(outcome_rx), completed: false } }),
+            Ok(Ok(mut response)) if fault.get() != Some(Fault::TooLarge) => {
+                let (status, body_len) = (response.status(), response.body().size_hint().exact());
+                if let Err(reason) = check_response_head(&method, status, response.headers_mut(), body_len) {
+                    tracing::warn!(app = %self.name, request_id, "the app's response was refused: {reason}");
+                    METRICS.guest_failures.with_label_values(&[&*self.name, "response"]).inc();
+                    return error_response(StatusCode::INTERNAL_SERVER_ERROR, "the app sent an invalid response");
+                }
+                response.map(|body| ResponseBody {
+                    kind: Kind::Guest { body, outcome: Some(outcome_rx), completed: false },
+                })
+            }
             Ok(Ok(_)) => self.reject(StatusCode::PAYLOAD_TOO_LARGE, "request body is too large"),
             Ok(Err(_)) if fault.get().is_some() => self.reject_body(&fault),
             Ok(Err(code)) => {

@@ -8,7 +8,7 @@
 //! ([`RequestHead::of`]) and answers `request-head` from that copy.
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH};
+use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode};
 use http_body_util::{BodyExt, Full};
 use wasmtime::component::{HasSelf, Linker, Resource};
@@ -129,7 +129,8 @@ impl exchange::Host for HostState {
     ) -> wasmtime::Result<Result<(), String>> {
         let outparam = self.table().delete(out)?;
         let filter = self.http_hooks().forbidden_header_filter();
-        match build_response(status, headers, body, |name| filter(name)) {
+        let method = self.request_head.as_ref().map_or(http::Method::GET, |(_, head)| head.method.clone());
+        match build_response(&method, status, headers, body, |name| filter(name)) {
             Ok(response) => {
                 (outparam.send)(Ok(response));
                 Ok(Ok(()))
@@ -142,8 +143,10 @@ impl exchange::Host for HostState {
     }
 }
 
-/// A complete response, or why the guest's parts do not make one.
+/// A complete response to a `method` request, or why the guest's parts do
+/// not make one (framing: [`crate::framing::check_response_head`]).
 fn build_response(
+    method: &http::Method,
     status: u16,
     fields: Vec<(String, Vec<u8>)>,
     body: Vec<u8>,
@@ -159,17 +162,7 @@ fn build_response(
         let value = HeaderValue::from_bytes(&value).map_err(|_| format!("invalid value for header {name}"))?;
         headers.append(name, value);
     }
-    match headers.get(CONTENT_LENGTH) {
-        Some(declared) if !body.is_empty() => {
-            if declared.as_bytes() != body.len().to_string().as_bytes() {
-                return Err(format!("content-length {declared:?} does not match the {}-byte body", body.len()));
-            }
-        }
-        Some(_) => {} // an empty body: a HEAD response keeps its GET's length
-        None => {
-            headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-        }
-    }
+    crate::framing::check_response_head(method, status, &mut headers, Some(body.len() as u64))?;
     let mut response =
         hyper::Response::new(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed_unsync());
     *response.status_mut() = status;
@@ -186,26 +179,38 @@ mod tests {
     }
 
     #[test]
-    fn adds_or_checks_the_content_length() {
-        let response =
-            build_response(201, fields(&[("x-a", "1"), ("x-a", "2")]), b"hello".to_vec(), |_| false).expect("valid");
+    fn checks_the_framing_the_guest_declares() {
+        let get = &http::Method::GET;
+        let response = build_response(get, 201, fields(&[("x-a", "1"), ("x-a", "2")]), b"hello".to_vec(), |_| false)
+            .expect("valid");
         assert_eq!(response.status(), 201);
-        assert_eq!(response.headers()[CONTENT_LENGTH], "5");
+        assert_eq!(response.body().size_hint().exact(), Some(5), "hyper sends the length");
         assert_eq!(response.headers().get_all("x-a").iter().count(), 2, "repeated fields are kept");
 
-        let head = build_response(200, fields(&[("content-length", "12")]), Vec::new(), |_| false).expect("HEAD");
-        assert_eq!(head.headers()[CONTENT_LENGTH], "12", "an empty body keeps the declared length");
+        let head = fields(&[("content-length", "12")]);
+        let head = build_response(&http::Method::HEAD, 200, head, Vec::new(), |_| false).expect("HEAD");
+        assert_eq!(head.headers()[http::header::CONTENT_LENGTH], "12", "a HEAD response keeps its GET's length");
+        let not_head = build_response(get, 200, fields(&[("content-length", "12")]), Vec::new(), |_| false);
+        assert!(not_head.unwrap_err().contains("does not match"), "only HEAD may declare more than it sends");
 
-        let wrong = build_response(200, fields(&[("content-length", "4")]), b"hello".to_vec(), |_| false);
+        let wrong = build_response(get, 200, fields(&[("content-length", "4")]), b"hello".to_vec(), |_| false);
         assert!(wrong.unwrap_err().contains("does not match"));
     }
 
     #[test]
     fn refuses_what_wasi_http_would_refuse() {
-        assert!(build_response(42, Vec::new(), Vec::new(), |_| false).unwrap_err().contains("status"));
-        assert!(build_response(200, fields(&[("bad name", "x")]), Vec::new(), |_| false).unwrap_err().contains("name"));
-        assert!(build_response(200, fields(&[("x", "a\nb")]), Vec::new(), |_| false).unwrap_err().contains("value"));
-        let forbidden = build_response(200, fields(&[("connection", "close")]), Vec::new(), |n| n == "connection");
+        assert!(build_response(&http::Method::GET, 42, Vec::new(), Vec::new(), |_| false)
+            .unwrap_err()
+            .contains("status"));
+        assert!(build_response(&http::Method::GET, 200, fields(&[("bad name", "x")]), Vec::new(), |_| false)
+            .unwrap_err()
+            .contains("name"));
+        assert!(build_response(&http::Method::GET, 200, fields(&[("x", "a\nb")]), Vec::new(), |_| false)
+            .unwrap_err()
+            .contains("value"));
+        let forbidden = build_response(&http::Method::GET, 200, fields(&[("connection", "close")]), Vec::new(), |n| {
+            n == "connection"
+        });
         assert!(forbidden.unwrap_err().contains("not allowed"));
     }
 }

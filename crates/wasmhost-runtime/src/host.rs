@@ -1,41 +1,20 @@
 //! Per-store host state: WASI, `wasi:http`, memory limits, guest logs.
 
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
 
 use wasmhost_outbound::{OutboundHooks, OutboundPolicy};
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::exchange::RequestHead;
+pub use crate::guest_log::RequestTag;
+use crate::guest_log::{GuestLog, OutputBudget};
 use crate::limits::MemoryLimiter;
 use wasmhost_platform::{PlatformCtx, PlatformView};
-
-/// Longest guest log line kept; the rest of a longer line is cut off.
-const MAX_LOG_LINE: usize = 4096;
-
-/// The request an instance is serving, shared with its log streams.
-#[derive(Clone, Default)]
-pub struct RequestTag(Arc<Mutex<Arc<str>>>);
-
-impl RequestTag {
-    /// Tags the instance's output with `request_id` from now on.
-    pub fn set(&self, request_id: &str) {
-        if let Ok(mut current) = self.0.lock() {
-            *current = Arc::from(request_id);
-        }
-    }
-
-    fn get(&self) -> Arc<str> {
-        self.0.lock().map(|id| id.clone()).unwrap_or_else(|_| Arc::from(""))
-    }
-}
 
 /// The `T` of every `Store<T>`: what host functions can see of a guest.
 pub struct HostState {
@@ -57,12 +36,19 @@ pub struct HostState {
 
 impl HostState {
     /// Fresh state for one instance of `app`, capped at `memory_limit`
-    /// bytes, seeing what `env` grants, with the app's `platform` services.
-    pub fn new(app: &Arc<str>, memory_limit: usize, env: &GuestEnv, platform: PlatformCtx) -> anyhow::Result<Self> {
+    /// bytes, seeing what `env` grants, with the app's `platform` services,
+    /// printing within the app's `output` budget.
+    pub fn new(
+        app: &Arc<str>,
+        memory_limit: usize,
+        env: &GuestEnv,
+        platform: PlatformCtx,
+        output: &Arc<OutputBudget>,
+    ) -> anyhow::Result<Self> {
         let request = RequestTag::default();
         let mut wasi = WasiCtx::builder();
-        wasi.stdout(GuestLog { app: app.clone(), stream: "stdout", request: request.clone() })
-            .stderr(GuestLog { app: app.clone(), stream: "stderr", request: request.clone() })
+        wasi.stdout(GuestLog::new("stdout", request.clone(), output.clone()))
+            .stderr(GuestLog::new("stderr", request.clone(), output.clone()))
             .envs(&env.vars);
         for (host, guest) in &env.dirs {
             wasi.preopened_dir(host, guest, wasmtime_wasi::FsPerms::ReadOnly)
@@ -122,71 +108,5 @@ impl WasiView for HostState {
 impl WasiHttpView for HostState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
-    }
-}
-
-/// A guest's stdout or stderr: each line becomes a log event tagged with the
-/// app and the request being served.
-#[derive(Clone)]
-struct GuestLog {
-    app: Arc<str>,
-    stream: &'static str,
-    request: RequestTag,
-}
-
-impl IsTerminal for GuestLog {
-    fn is_terminal(&self) -> bool {
-        false
-    }
-}
-
-impl StdoutStream for GuestLog {
-    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
-        Box::new(GuestLogWriter { log: self.clone(), line: Vec::new() })
-    }
-}
-
-/// Line-buffering writer behind [`GuestLog`].
-struct GuestLogWriter {
-    log: GuestLog,
-    line: Vec<u8>,
-}
-
-impl GuestLogWriter {
-    fn emit(&mut self) {
-        let text = String::from_utf8_lossy(&self.line);
-        let text = text.trim_end_matches(['\r', '\n']);
-        tracing::info!(
-            target: "wasmhost::guest",
-            app = %self.log.app,
-            request_id = %self.log.request.get(),
-            stream = self.log.stream,
-            "{text}"
-        );
-        self.line.clear();
-    }
-}
-
-impl tokio::io::AsyncWrite for GuestLogWriter {
-    fn poll_write(mut self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        for &byte in buf {
-            if byte == b'\n' {
-                self.emit();
-            } else if self.line.len() < MAX_LOG_LINE {
-                self.line.push(byte);
-            }
-        }
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        if !self.line.is_empty() {
-            self.emit();
-        }
-        Poll::Ready(Ok(()))
     }
 }

@@ -19,6 +19,8 @@ pub mod app;
 pub mod cache;
 pub mod engine;
 pub mod exchange;
+pub mod framing;
+pub mod guest_log;
 pub mod host;
 pub mod limits;
 pub mod metrics;

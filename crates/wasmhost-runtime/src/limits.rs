@@ -42,6 +42,9 @@ pub struct Limits {
     pub max_requests_per_instance: u64,
     /// Largest request body accepted, in bytes.
     pub max_body_size: u64,
+    /// Bytes per second the app's instances may write to stdout and stderr
+    /// together (bursts of twice that); the rest is dropped and counted.
+    pub guest_log_rate: u64,
 }
 
 impl Default for Limits {
@@ -57,6 +60,7 @@ impl Default for Limits {
             recycle_memory: 128 << 20,
             max_requests_per_instance: 10_000,
             max_body_size: 10 << 20,
+            guest_log_rate: 1 << 20,
         }
     }
 }

@@ -31,6 +31,8 @@ pub struct Metrics {
     pub guest_failures: IntCounterVec,
     /// Requests refused by the host, by status (`413`, `503`, ...).
     pub rejected: IntCounterVec,
+    /// Bytes of guest output dropped over the app's log budget.
+    pub guest_output_dropped: IntCounterVec,
     /// Reloads, by result (`swapped`, `unchanged`, `refused`).
     pub reloads: IntCounterVec,
     /// Config file reloads, by result (`applied`, `refused`).
@@ -92,6 +94,12 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "wasmhost_rejected_requests_total",
             "Requests the host refused before or instead of running the guest, by status.",
             &["app", "status"]
+        )
+        .expect(expect),
+        guest_output_dropped: register_int_counter_vec!(
+            "wasmhost_guest_output_dropped_bytes_total",
+            "Bytes a guest wrote to stdout or stderr beyond its app's guest_log_rate, dropped.",
+            &["app"]
         )
         .expect(expect),
         reloads: register_int_counter_vec!(

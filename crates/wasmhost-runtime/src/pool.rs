@@ -26,6 +26,7 @@ use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
 
+use crate::guest_log::OutputBudget;
 use crate::host::{GuestEnv, HostState};
 use crate::limits::{Isolation, Limits};
 use crate::metrics::METRICS;
@@ -66,6 +67,8 @@ struct Shared {
     app: Arc<str>,
     env: GuestEnv,
     platform: PlatformCtx,
+    /// The output budget of all the pool's instances.
+    output: Arc<OutputBudget>,
     pre: ProxyPre<HostState>,
     limits: Limits,
     permits: Arc<Semaphore>,
@@ -97,10 +100,12 @@ impl InstancePool {
         env: GuestEnv,
         platform: PlatformCtx,
     ) -> Result<Self> {
+        let output = OutputBudget::new(app.clone(), limits.guest_log_rate);
         let shared = Arc::new(Shared {
             app,
             env,
             platform,
+            output,
             pre,
             permits: Arc::new(Semaphore::new(limits.max_instances)),
             waiting: AtomicUsize::new(0),
@@ -197,7 +202,8 @@ impl Shared {
     /// A store under the app's limits, with `request_timeout` to run in.
     fn new_store(&self) -> Result<Store<HostState>> {
         let engine = self.pre.engine();
-        let state = HostState::new(&self.app, self.limits.memory_limit, &self.env, self.platform.clone())?;
+        let state =
+            HostState::new(&self.app, self.limits.memory_limit, &self.env, self.platform.clone(), &self.output)?;
         let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.limiter);
         store.epoch_deadline_callback(|ctx| {

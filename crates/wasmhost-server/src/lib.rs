@@ -11,6 +11,7 @@
 mod access;
 mod admin;
 mod router;
+mod target;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -29,7 +30,7 @@ use tokio::sync::Semaphore;
 use wasmhost_runtime::metrics::METRICS;
 
 pub use access::{AccessLogFormat, LoggedBody};
-pub use admin::{reload_all, serve_admin, AdminState, ConfigReload};
+pub use admin::{reload_all, serve_admin, AdminAccess, AdminState, ConfigReload};
 pub use router::{Route, Router};
 
 /// Name of the header carrying the request id, in both directions.
@@ -196,7 +197,7 @@ async fn handle(
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         request.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
-    let response = if let Err(reason) = check_host(&request) {
+    let response = if let Err(reason) = target::admit(&mut request) {
         METRICS.rejected.with_label_values(&["-", "400"]).inc();
         wasmhost_runtime::app::error_response(http::StatusCode::BAD_REQUEST, reason)
     } else {
@@ -214,29 +215,6 @@ async fn handle(
     }
     log.response(&parts);
     Response::from_parts(parts, LoggedBody::new(body, log))
-}
-
-/// Refuses what RFC 9112 §3.2 says a server must answer with 400: more than
-/// one `Host` header, or one that is not `host[:port]`. Routing reads the
-/// host, so an ambiguous one must not reach it.
-fn check_host<B>(request: &Request<B>) -> Result<(), &'static str> {
-    let mut hosts = request.headers().get_all(http::header::HOST).iter();
-    let (Some(host), None) = (hosts.next(), hosts.next()) else {
-        return match request.headers().contains_key(http::header::HOST) {
-            true => Err("more than one Host header"),
-            false => Ok(()),
-        };
-    };
-    let valid = host
-        .to_str()
-        .ok()
-        .filter(|host| !host.contains('@'))
-        .is_some_and(|host| host.parse::<http::uri::Authority>().is_ok());
-    if valid {
-        Ok(())
-    } else {
-        Err("invalid Host header")
-    }
 }
 
 /// The client's `x-request-id` when it is short and printable, else a new

@@ -133,14 +133,15 @@ fn check_routes(routes: &[(Route, Arc<AppSlot>)]) -> anyhow::Result<()> {
 }
 
 /// Removes the first `len` bytes of the request's path (a matched prefix);
-/// an emptied path becomes `/`.
+/// what is left starts with exactly one `/` (an emptied path becomes `/`).
 fn strip_path<B>(request: &mut Request<B>, len: usize) {
     let uri = request.uri();
-    let rest = &uri.path()[len..];
-    let rest = if rest.is_empty() { "/" } else { rest };
+    // `/b//x` leaves `//x`, which a URL parser would read as host `x`.
+    let rest = uri.path()[len..].trim_start_matches('/');
+    let rest = format!("/{rest}");
     let path_and_query = match uri.query() {
         Some(query) => format!("{rest}?{query}"),
-        None => rest.to_owned(),
+        None => rest,
     };
     let mut parts = uri.clone().into_parts();
     if let Ok(value) = path_and_query.parse() {
@@ -193,6 +194,9 @@ mod tests {
         let mut request = Request::builder().uri("/api?x=1").body(()).unwrap();
         strip_path(&mut request, 4);
         assert_eq!(request.uri(), "/?x=1");
+        let mut request = Request::builder().uri("/api//evil.example/x").body(()).unwrap();
+        strip_path(&mut request, 4);
+        assert_eq!(request.uri(), "/evil.example/x", "never a leading `//`");
     }
 
     #[test]
