@@ -1,24 +1,32 @@
-# wasmhost developer entry points. README.md's quick start uses `make serve`
-# and `make test`; .ci/run calls `make audit`, then `make test`.
+# wasmhost developer entry points. README.md's quick start uses `make wheel`,
+# `make serve` and `make test`; .ci/run calls `make audit`, then `make test`.
 
 VENV      := .venv
 PYTHON    ?= python3
 CPY_VER   := 0.25.1
+MATURIN_VER := 1.16.0
 WASMHOST  := target/release/wasmhost
 ADDR      ?= 127.0.0.1:8080
 
-.PHONY: serve test build venv guests bench fuzz
+.PHONY: serve test build wheel venv guests bench fuzz
 
-# Project-local venv with componentize-py (guest builds) and pytest (tests).
+# Project-local venv with componentize-py (guest builds), pytest (tests) and
+# maturin (the wheel).
 $(VENV)/.installed: Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check componentize-py==$(CPY_VER) pytest kubernetes-validate==1.37.0
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check componentize-py==$(CPY_VER) pytest kubernetes-validate==1.37.0 maturin==$(MATURIN_VER)
 	touch $@
 
 venv: $(VENV)/.installed
 
 build:
 	cargo build --release --locked
+
+# The wasmhost executable as a wheel in target/wheels/ (pyproject.toml), which
+# depends on componentize-py==$(CPY_VER). Uses the same cargo settings as
+# `build`, so after it only the wheel is written (a few seconds).
+wheel: venv build
+	$(VENV)/bin/maturin build --quiet --out target/wheels
 
 # Build the hello example (SDK app) and serve it on $(ADDR).
 serve: venv build
@@ -27,8 +35,9 @@ serve: venv build
 guests: venv
 	$(VENV)/bin/python scripts/build_guest.py --all tests/guests
 
-# Unit tests, then integration tests against the real binary and real guests.
-test: venv build guests
+# Unit tests, then integration tests against the real binary and real guests
+# (tests/test_wheel.py installs the wheel into a fresh venv).
+test: venv build guests wheel
 	cargo test --release --locked --workspace
 	WASMHOST_BIN=$(WASMHOST) $(VENV)/bin/python -m pytest tests -q
 

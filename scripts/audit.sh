@@ -5,15 +5,20 @@
 #   advisories (RustSec)      checked against the advisory database; a known
 #                             vulnerable/unsound crate in Cargo.lock fails (exit 1)
 #
-# The advisory database is a git repository on github.com. Where it cannot be
-# fetched (CI here has no GitHub access), this script uses, in order:
-#   1. ADVISORY_DB=/path/to/advisory-db   a local clone (git clone
-#      https://github.com/rustsec/advisory-db, copied over however you can);
-#   2. a clone cargo-deny fetched earlier into $CARGO_HOME/advisory-dbs
-#      (its age is printed);
-#   3. nothing: advisories are NOT checked, a loud warning says so, and the
+# The advisory database is a git repository on github.com. This script uses:
+#   1. ADVISORY_DB=/path/to/advisory-db   a local database, used instead of
+#      fetching: a clone (git clone https://github.com/rustsec/advisory-db,
+#      copied over however you can), or a snapshot of one without .git whose
+#      SNAPSHOT file names its commit and date (.ci/run sets ADVISORY_DB to
+#      ../shared/advisory-db, such a snapshot, when that directory exists).
+#      Its commit and date are printed, and a loud warning when it is older
+#      than 90 days (cargo-deny's own limit for a database it may not fetch);
+#   2. otherwise the live database, fetched now;
+#   3. where that fails (no GitHub access), a clone cargo-deny fetched earlier
+#      into $CARGO_HOME/advisory-dbs (its age is printed);
+#   4. nothing: advisories are NOT checked, a loud warning says so, and the
 #      script still exits 0, unless AUDIT_REQUIRE_ADVISORIES=1 (then exit 2).
-# Why 3 is not a failure by default: docs/reliability.md, "Supply chain".
+# Why 4 is not a failure by default: docs/reliability.md, "Supply chain".
 #
 # cargo-deny is installed (pinned, from crates.io source) into target/tools
 # (override: WASMHOST_TOOLS_DIR) and reused while the version matches; a
@@ -88,19 +93,69 @@ advisories_failed() {
     exit 1
 }
 
+snapshot_field() { # $1: field of a snapshot's SNAPSHOT file ("commit", "date"); $2: the snapshot
+    sed -n "s/^$1: *//p" "$2/SNAPSHOT" 2>/dev/null | head -n1
+}
+
+days_since() { # whole days from an ISO 8601 date to now; nothing if there is none (or no GNU date)
+    local then
+    [ -n "$1" ] && then=$(date -d "$1" +%s 2>/dev/null) || return 0
+    echo $(( ($(date +%s) - then) / 86400 ))
+}
+
+# cargo-deny reads a database only from a git repository (it dates it by the
+# repository's HEAD), so a snapshot is copied into one, at $2, whose single
+# commit carries the snapshot's date. The copy is remade on every run (1.2k
+# small files: 2 s of CPU, 4.6 s on a busy machine).
+snapshot_repo() { # $1: the snapshot; $2: the repository to create
+    local date
+    date=$(snapshot_field date "$1")
+    mkdir -p "$2"
+    cp -R "$1/." "$2/"
+    chmod -R u+w "$2" # shared/ may be read-only; the copy must be removable
+    git -C "$2" init -q
+    git -C "$2" add -A
+    # Without a SNAPSHOT date the commit is dated now.
+    GIT_AUTHOR_DATE=$date GIT_COMMITTER_DATE=$date \
+        git -C "$2" -c user.name=wasmhost-audit -c user.email=audit@localhost -c commit.gpgsign=false \
+        -c core.hooksPath=/dev/null commit -q -m "advisory-db snapshot $(snapshot_field commit "$1")"
+}
+
 if [ -n "${ADVISORY_DB:-}" ]; then
-    # A local clone: give cargo-deny a db-path whose only database is a link to it.
+    # A local database: give cargo-deny a db-path whose only database is it.
+    [ -d "$ADVISORY_DB/crates" ] || {
+        say "ADVISORY_DB=$ADVISORY_DB is not a copy of rustsec/advisory-db (no crates/ directory)"
+        exit 1
+    }
     db=$(cd "$ADVISORY_DB" && pwd)
-    [ -d "$db/crates" ] || { say "ADVISORY_DB=$ADVISORY_DB is not a clone of rustsec/advisory-db (no crates/)"; exit 1; }
     root=$PWD/target/audit/advisory-dbs
     mkdir -p "$root"
-    ln -sfn "$db" "$root/$DB_DIRNAME"
+    rm -rf "${root:?}/$DB_DIRNAME"
+    if [ -e "$db/.git" ]; then
+        ln -s "$db" "$root/$DB_DIRNAME"
+        date=$(git -C "$db" show -s --format=%cI HEAD 2>/dev/null || true)
+        described="local clone $db, last commit $(db_age "$db")"
+    else
+        snapshot_repo "$db" "$root/$DB_DIRNAME"
+        date=$(snapshot_field date "$db")
+        commit=$(snapshot_field commit "$db")
+        described="snapshot $db, commit ${commit:-unknown (no SNAPSHOT file)}, dated ${date:-unknown}"
+    fi
+    age=$(days_since "$date")
+    if [ -n "$age" ]; then
+        described="$described, $age days old"
+    fi
+    if [ -n "$age" ] && [ "$age" -gt 90 ]; then
+        banner "The local RustSec advisory database is $age days old (${date%%T*}): advisories" \
+               "published since then are NOT checked. Refresh it (ADVISORY_DB=$ADVISORY_DB)," \
+               "or run make audit without ADVISORY_DB where github.com is reachable."
+    fi
     config=target/audit/deny.toml
     # deny.toml with db-path added to [advisories].
     awk -v p="$root" '{ print } /^\[advisories\]/ { print "db-path = \"" p "\"" }' deny.toml >"$config"
-    say "cargo deny check advisories (local database $db, last commit $(db_age "$db"))"
+    say "cargo deny check advisories ($described)"
     run_advisories "$config" --offline || advisories_failed
-    advisories_done "local clone $db, $(db_age "$db")"
+    advisories_done "$described"
 fi
 
 say "fetching the RustSec advisory database"

@@ -104,10 +104,11 @@ class Server:
 
     ``with Server(binary, app, ["--max-instances", "1"]) as server:`` starts
     the binary bound to 127.0.0.1 on an ephemeral port, with the shared
-    compile cache unless `cache_dir` says otherwise, and waits for its
-    listening line. Leaving the block sends SIGTERM and fails unless the
-    process exits with status 0 within `STOP_TIMEOUT` seconds (it is killed
-    with SIGKILL if it does not exit at all).
+    compile cache unless `cache_dir` says otherwise and the test's
+    environment unless `env` gives another, and waits for its listening
+    line. Leaving the block sends SIGTERM and fails unless the process
+    exits with status 0 within `STOP_TIMEOUT` seconds (it is killed with
+    SIGKILL if it does not exit at all).
     """
 
     def __init__(
@@ -122,9 +123,11 @@ class Server:
         cwd: Path | None = None,
         config: Path | None = None,
         admin_addr: str = "127.0.0.1:0",
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.subcommand = subcommand
         self.admin_addr = admin_addr
+        self.env = env
         self.binary = Path(binary)
         self.app = app
         self.cwd = cwd
@@ -152,7 +155,8 @@ class Server:
 
     def start(self) -> "Server":
         """Starts the process and waits until it listens."""
-        env = {k: v for k, v in os.environ.items() if k not in ("WASMHOST_LOG", "WASMHOST_CACHE_DIR")}
+        base = os.environ if self.env is None else self.env
+        env = {k: v for k, v in base.items() if k not in ("WASMHOST_LOG", "WASMHOST_CACHE_DIR")}
         self.proc = subprocess.Popen(
             self.command(),
             stdin=subprocess.DEVNULL,

@@ -212,8 +212,9 @@ fn install_requirements(tool: &Componentizer, requirements: &Path, cache: &Path)
     let staging = root.join(format!("staging-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
     tracing::info!(requirements = %requirements.display(), "installing dependencies for the guest (CPython 3.14, wheels only)");
-    let output = Command::new(&tool.python)
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile"])
+    let output = tool
+        .pip()?
+        .args(["install", "--quiet", "--disable-pip-version-check", "--no-compile"])
         .args(["--python-version", "3.14", "--only-binary", ":all:", "--target"])
         .arg(&staging)
         .arg("-r")
@@ -287,21 +288,24 @@ struct Componentizer {
 }
 
 impl Componentizer {
-    /// Finds componentize-py: `$COMPONENTIZE_PY`,
+    /// Finds componentize-py: beside the running `wasmhost` (where
+    /// installing wasmhost's wheel puts both), `$COMPONENTIZE_PY`,
     /// `./.venv/bin/componentize-py`, or `PATH`.
     fn find() -> Result<Self> {
-        let candidates = std::env::var_os("COMPONENTIZE_PY")
-            .map(PathBuf::from)
+        let beside_exe = std::env::current_exe().ok().map(|exe| exe.with_file_name("componentize-py"));
+        let candidates = beside_exe
             .into_iter()
+            .chain(std::env::var_os("COMPONENTIZE_PY").map(PathBuf::from))
             .chain([PathBuf::from(".venv/bin/componentize-py")])
             .chain(std::env::var_os("PATH").into_iter().flat_map(|path| {
                 std::env::split_paths(&path).map(|dir| dir.join("componentize-py")).collect::<Vec<_>>()
             }));
         let Some(tool) = candidates.into_iter().find(|candidate| candidate.is_file()) else {
             bail!(
-                "componentize-py not found; install it with \
+                "componentize-py not found (looked beside the wasmhost executable, in $COMPONENTIZE_PY, \
+                 ./.venv/bin and PATH); install it with \
                  `python3 -m venv .venv && .venv/bin/pip install componentize-py=={COMPONENTIZE_PY_VERSION}` \
-                 (or point COMPONENTIZE_PY at it)"
+                 (or point COMPONENTIZE_PY at it), or install wasmhost's wheel, which brings it"
             )
         };
         let tool = std::path::absolute(&tool).context("cannot resolve the componentize-py path")?;
@@ -315,6 +319,28 @@ impl Componentizer {
             .find(|path| path.is_file())
             .unwrap_or_else(|| PathBuf::from("python3"));
         Ok(Self { tool, python, version })
+    }
+
+    /// `python -m pip` with the Python beside componentize-py, once that
+    /// Python is known to have pip (a venv made by `uv venv` has none).
+    fn pip(&self) -> Result<Command> {
+        let probe = Command::new(&self.python)
+            .args(["-c", "import pip"])
+            .output()
+            .with_context(|| format!("cannot run {}", self.python.display()))?;
+        if !probe.status.success() {
+            let python = self.python.display();
+            bail!(
+                "cannot install the app's requirements.txt: {python} has no pip (wasmhost runs pip with the \
+                 Python beside componentize-py, {}, else python3 from PATH); install pip there with \
+                 `{python} -m ensurepip`, or for a venv made by uv `uv pip install --python {python} pip` \
+                 (`uv venv --seed` makes one with pip)",
+                self.tool.display()
+            );
+        }
+        let mut command = Command::new(&self.python);
+        command.args(["-m", "pip"]);
+        Ok(command)
     }
 
     /// Runs componentize-py on `main` (the entry module's source) with
