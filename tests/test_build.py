@@ -224,8 +224,12 @@ def hostile_index(tmp_path):
 
 
 def app_with_requirements(path: Path, requirements: str, app: str = "import wasmhost\napp = wasmhost.App()\n") -> Path:
+    """An app in `path` whose requirements.txt is a comment naming `path`,
+    then `requirements` (from line 2). The comment makes every file unique:
+    an older wasmhost cached installs by the file's bytes, and would not
+    have run pip again for a file it had installed before."""
     path.mkdir(parents=True, exist_ok=True)
-    (path / "requirements.txt").write_text(requirements)
+    (path / "requirements.txt").write_text(f"# the dependencies of {path}\n{requirements}")
     (path / "app.py").write_text(app)
     return path
 
@@ -255,12 +259,12 @@ def test_local_package_in_requirements_never_runs_its_setup_py(wasmhost_bin, tmp
     marker.unlink()
 
     line = line.format(app=app)
-    app_with_requirements(app, f"# the app's dependencies\n{line}\n")
+    app_with_requirements(app, f"{line}\n")
     result = build(wasmhost_bin, "app.py", app)
+    assert not marker.exists(), "the tenant's setup.py ran on the build host"
     assert result.returncode != 0, result.stderr
     assert f"{app}/requirements.txt, line 2: `{line}`: " in result.stderr, result.stderr
     assert ALLOWED in result.stderr, result.stderr
-    assert not marker.exists(), "the tenant's setup.py ran on the build host"
 
 
 @pytest.mark.parametrize(
@@ -306,7 +310,7 @@ def test_local_package_in_requirements_never_runs_its_setup_py(wasmhost_bin, tmp
 def test_refused_requirement_lines_are_named(wasmhost_bin, tmp_path, line, reason):
     """Every form other than a requirement by name is refused before pip
     runs, with the file, the line, its text, why, and what is allowed."""
-    app_with_requirements(tmp_path, f"# the app's dependencies\n{line}\n")
+    app_with_requirements(tmp_path, f"{line}\n")
     (tmp_path / "other.txt").write_text("six\n")
     (tmp_path / "constraints.txt").write_text("six<2\n")
     result = build(wasmhost_bin, "app.py", tmp_path)

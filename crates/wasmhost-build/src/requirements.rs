@@ -54,6 +54,10 @@ const MARKER_VARIABLES: [&str; 12] = [
     "extra",
 ];
 
+/// File name endings pip takes for an archive to install (its `ARCHIVE_EXTENSIONS`).
+const ARCHIVE_SUFFIXES: [&str; 12] =
+    [".whl", ".zip", ".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tbz", ".tar.xz", ".txz", ".tlz", ".tar.lz", ".tar.lzma"];
+
 /// Version comparison operators, longest first so that a prefix never wins.
 const VERSION_OPERATORS: [&str; 8] = ["===", "==", "!=", "~=", "<=", ">=", "<", ">"];
 
@@ -307,10 +311,7 @@ fn refused_form(line: &str) -> Option<String> {
         "local paths are not allowed"
     } else if first.contains(':') {
         "URLs are not allowed"
-    } else if [".whl", ".tar.gz", ".tgz", ".tar.bz2", ".tbz", ".tar.xz", ".txz", ".tar", ".zip"]
-        .iter()
-        .any(|suffix| lower.ends_with(suffix))
-    {
+    } else if ARCHIVE_SUFFIXES.iter().any(|suffix| lower.ends_with(suffix)) {
         "archive files are not allowed"
     } else {
         return None;
