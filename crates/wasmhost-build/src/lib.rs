@@ -12,13 +12,18 @@
 //! read-only under those paths at run time ([`Build::guest_dirs`]), so
 //! package files such as Flask's `templates/` and `static/` can be read.
 
+mod requirements;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{bail, Context, Result};
 use include_dir::{include_dir, Dir};
 use sha2::{Digest, Sha256};
+
+use crate::requirements::Requirements;
 
 /// componentize-py version wasmhost is built and tested with.
 pub const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
@@ -26,6 +31,12 @@ pub const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
 pub const GUEST_APP_DIR: &str = "/0";
 /// Where the guest sees the app's dependencies.
 pub const GUEST_DEPS_DIR: &str = "/1";
+/// The package index requirements are installed from, unless the operator
+/// names another in [`INDEX_URL_VAR`].
+pub const DEFAULT_INDEX_URL: &str = "https://pypi.org/simple";
+/// The environment variable (of the wasmhost process, never of an app) that
+/// names the package index requirements are installed from.
+pub const INDEX_URL_VAR: &str = "WASMHOST_INDEX_URL";
 /// The WIT world apps are built for.
 const WORLD: &str = "app";
 
@@ -181,11 +192,15 @@ pub fn build_dev_loader(cache_dir: &Path) -> Result<PathBuf> {
 }
 
 /// Installs the pure-Python packages `requirements` lists into a directory
-/// under `cache_dir` keyed by the file's contents, and returns it (an empty
-/// directory when there is no such file). Native extension files are
-/// removed: they cannot run in a wasm guest, and packages with a
-/// pure-Python fallback (MarkupSafe, for one) then use it. The packages
-/// that had any are listed in `native.txt` there, for build errors.
+/// under `cache_dir` keyed by the parsed requirements and the package index,
+/// and returns it (an empty directory when there is no such file or it lists
+/// nothing). The file may name packages only (paths, URLs, pip options...
+/// are refused with the line); pip installs them and their dependencies as
+/// CPython 3.14 wheels from the package index (`$WASMHOST_INDEX_URL`, else
+/// [`DEFAULT_INDEX_URL`]) and never builds anything. Native extension files
+/// are removed: they cannot run in a wasm guest, and packages with a
+/// pure-Python fallback (MarkupSafe, for one) then use it. The packages that
+/// had any are listed in `native.txt` there, for build errors.
 pub fn install_requirements_for(requirements: &Path, cache_dir: &Path) -> Result<PathBuf> {
     let tool = Componentizer::find()?;
     let cache = std::path::absolute(cache_dir).context("cannot resolve the cache directory")?;
@@ -194,56 +209,113 @@ pub fn install_requirements_for(requirements: &Path, cache_dir: &Path) -> Result
 
 fn install_requirements(tool: &Componentizer, requirements: &Path, cache: &Path) -> Result<PathBuf> {
     let root = cache.join("deps");
-    let text = match std::fs::read(requirements) {
-        Ok(text) => text,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            let empty = root.join("none");
-            std::fs::create_dir_all(&empty).with_context(|| format!("cannot create {}", empty.display()))?;
-            return Ok(empty);
-        }
-        Err(err) => return Err(err).with_context(|| format!("cannot read {}", requirements.display())),
-    };
+    let parsed = Requirements::read(requirements)?;
+    if parsed.entries.is_empty() {
+        let empty = root.join("none");
+        std::fs::create_dir_all(&empty).with_context(|| format!("cannot create {}", empty.display()))?;
+        return Ok(empty);
+    }
+    let index = package_index()?;
+    let pip_file = parsed.to_pip_file();
     let mut digest = InputDigest::new(&tool.version);
-    digest.bytes("requirements", &text);
+    digest.text("index", &index);
+    digest.text("requirements", &pip_file);
     let dir = root.join(digest.finish());
     if dir.is_dir() {
         return Ok(dir);
     }
-    let staging = root.join(format!("staging-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
+    static INSTALLS: AtomicU64 = AtomicU64::new(0);
+    let work = root.join(format!("install-{}-{}", std::process::id(), INSTALLS.fetch_add(1, Ordering::Relaxed)));
+    let _ = std::fs::remove_dir_all(&work);
     tracing::info!(requirements = %requirements.display(), "installing dependencies for the guest (CPython 3.14, wheels only)");
-    let output = tool
-        .pip()?
-        .args(["install", "--quiet", "--disable-pip-version-check", "--no-compile"])
-        .args(["--python-version", "3.14", "--only-binary", ":all:", "--target"])
-        .arg(&staging)
+    let result =
+        install_in(tool, &work, &parsed, &index, cache, requirements).and_then(|packages| publish(&packages, &dir));
+    let _ = std::fs::remove_dir_all(&work);
+    result.map(|()| dir)
+}
+
+/// The package index requirements come from: `$WASMHOST_INDEX_URL` (the
+/// operator's choice, never the app's), else [`DEFAULT_INDEX_URL`].
+fn package_index() -> Result<String> {
+    let Some(value) = std::env::var_os(INDEX_URL_VAR) else { return Ok(DEFAULT_INDEX_URL.to_owned()) };
+    let index = value.into_string().map_err(|_| anyhow::anyhow!("${INDEX_URL_VAR} is not UTF-8"))?;
+    anyhow::ensure!(
+        !index.is_empty() && !index.contains(char::is_whitespace),
+        "${INDEX_URL_VAR} must be the URL of a package index (such as {DEFAULT_INDEX_URL}), without spaces"
+    );
+    Ok(index)
+}
+
+/// Runs pip in `work` on `parsed` (written there in normalized form), and
+/// returns the directory the packages went to. pip is confined to wheels
+/// from `index`: `--isolated` and a `-I` interpreter ignore pip's and
+/// Python's configuration files and environment variables (which are removed
+/// as well), `--only-binary :all:` refuses every sdist (a dependency with no
+/// wheel fails the install instead of running its `setup.py`), `--no-input`
+/// never waits for a prompt, and `work`, not the app's directory, is the
+/// working directory.
+fn install_in(
+    tool: &Componentizer,
+    work: &Path,
+    parsed: &Requirements,
+    index: &str,
+    cache: &Path,
+    requirements: &Path,
+) -> Result<PathBuf> {
+    let file = work.join("requirements.txt");
+    let packages = work.join("packages");
+    write_file(&file, parsed.to_pip_file().as_bytes())?;
+    let mut command = tool.pip()?;
+    for (name, _) in std::env::vars_os() {
+        let upper = name.to_string_lossy().to_ascii_uppercase();
+        if upper.starts_with("PIP_") || upper.starts_with("PYTHON") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .current_dir(work)
+        .args(["install", "--isolated", "--no-input", "--disable-pip-version-check"])
+        .args(["--quiet", "--no-compile", "--progress-bar", "off", "--index-url", index])
+        .args(["--only-binary", ":all:", "--python-version", "3.14", "--cache-dir"])
+        .arg(cache.join("pip"))
+        .arg("--target")
+        .arg(&packages);
+    if parsed.has_hashes() {
+        command.arg("--require-hashes");
+    }
+    let output = command
         .arg("-r")
-        .arg(requirements)
+        .arg(&file)
         .output()
         .with_context(|| format!("cannot run {} -m pip", tool.python.display()))?;
     if !output.status.success() {
-        let _ = std::fs::remove_dir_all(&staging);
         bail!(
-            "cannot install {} for the guest (pip, CPython 3.14, wheels only):\n{}\
-             Every requirement must have a wheel for CPython 3.14; packages with native code \
-             run in a wasm guest only if they fall back to pure Python.",
+            "cannot install the requirements of {} for the guest (pip, CPython 3.14, wheels only, from the \
+             package index):\n{}\
+             Every requirement and each of its dependencies must have a wheel for CPython 3.14 on the index \
+             (${INDEX_URL_VAR}, default {DEFAULT_INDEX_URL}): nothing is built from source. Packages with \
+             native code run in a wasm guest only if they fall back to pure Python.",
             requirements.display(),
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    let native = strip_native_code(&staging)?;
+    Ok(packages)
+}
+
+/// Drops the native code from freshly installed `packages` and moves them
+/// to `dir`, their place in the cache.
+fn publish(packages: &Path, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(packages).with_context(|| format!("cannot create {}", packages.display()))?;
+    let native = strip_native_code(packages)?;
     let listing: String = native.iter().map(|(package, file)| format!("{package}\t{file}\n")).collect();
-    std::fs::write(staging.join("native.txt"), listing)?;
+    std::fs::write(packages.join("native.txt"), listing)?;
     for (package, file) in &native {
         tracing::info!(package, file, "native extension dropped; the package must fall back to pure Python");
     }
-    match std::fs::rename(&staging, &dir) {
-        Ok(()) => Ok(dir),
+    match std::fs::rename(packages, dir) {
+        Ok(()) => Ok(()),
         // Another build installed the same requirements meanwhile.
-        Err(_) if dir.is_dir() => {
-            let _ = std::fs::remove_dir_all(&staging);
-            Ok(dir)
-        }
+        Err(_) if dir.is_dir() => Ok(()),
         Err(err) => Err(err).with_context(|| format!("cannot create {}", dir.display())),
     }
 }
@@ -325,7 +397,7 @@ impl Componentizer {
     /// Python is known to have pip (a venv made by `uv venv` has none).
     fn pip(&self) -> Result<Command> {
         let probe = Command::new(&self.python)
-            .args(["-c", "import pip"])
+            .args(["-I", "-c", "import pip"])
             .output()
             .with_context(|| format!("cannot run {}", self.python.display()))?;
         if !probe.status.success() {
@@ -338,8 +410,9 @@ impl Componentizer {
                 self.tool.display()
             );
         }
+        // `-I`: no user site, no PYTHON* variables, no current directory on the path.
         let mut command = Command::new(&self.python);
-        command.args(["-m", "pip"]);
+        command.args(["-I", "-m", "pip"]);
         Ok(command)
     }
 

@@ -25,6 +25,8 @@ pub mod host;
 pub mod limits;
 pub mod metrics;
 pub mod pool;
+#[cfg(test)]
+mod testing;
 
 pub use app::{App, AppResponse, AppSpec, ResponseBody};
 pub use cache::CompileCache;
