@@ -17,7 +17,7 @@ use wasmhost_config::{AppSource, Config, ServerConfig};
 use wasmhost_runtime::engine::build_engine;
 use wasmhost_runtime::metrics::METRICS;
 use wasmhost_runtime::{
-    AppSpec, CompileCache, EngineOptions, EpochTicker, GuestEnv, Isolation, Limits, OutboundPolicy,
+    AppSpec, CompileCache, EngineOptions, Runtime, EpochTicker, GuestEnv, Isolation, Limits, OutboundPolicy,
 };
 use wasmhost_server::{
     reload_all, serve_admin, AccessLogFormat, AdminAccess, AdminState, ConfigReload, Route, Router, ServerOptions,
@@ -566,7 +566,8 @@ async fn run(plan: Plan) -> Result<()> {
     })?;
     let _ticker = EpochTicker::start(&engine)?;
 
-    let tenants = Arc::new(Tenants::start(engine, plan.cache, capacity, plan.apps).await?);
+    let runtime = Runtime::new(engine, plan.cache)?;
+    let tenants = Arc::new(Tenants::start(runtime, capacity, plan.apps).await?);
     let router = tenants.router();
     let mut config_watcher = None;
     let config = match plan.config {

@@ -17,9 +17,8 @@ use anyhow::{Context, Result};
 use serde_json::json;
 use tokio::sync::Mutex;
 use wasmhost_reload::AppSlot;
-use wasmhost_runtime::{AppSpec, CompileCache};
+use wasmhost_runtime::{AppSpec, Runtime};
 use wasmhost_server::{Route, Router};
-use wasmtime::Engine;
 
 use crate::{Mode, PlannedApp};
 
@@ -75,8 +74,7 @@ impl Capacity {
 
 /// The live apps of a process, and the router over them.
 pub struct Tenants {
-    engine: Engine,
-    cache: CompileCache,
+    runtime: Runtime,
     capacity: Capacity,
     router: Arc<Router>,
     /// Held across a whole reload, so reloads apply one at a time.
@@ -95,13 +93,13 @@ struct LiveApp {
 
 impl Tenants {
     /// Loads every app of `apps` (all or nothing) and routes to them.
-    pub async fn start(engine: Engine, cache: CompileCache, capacity: Capacity, apps: Vec<PlannedApp>) -> Result<Self> {
+    pub async fn start(runtime: Runtime, capacity: Capacity, apps: Vec<PlannedApp>) -> Result<Self> {
         let mut live = Vec::new();
         for app in apps {
-            live.push(start_app(&engine, &cache, app).await?);
+            live.push(start_app(&runtime, app).await?);
         }
         let router = Arc::new(Router::new(routes(&live))?);
-        Ok(Self { engine, cache, capacity, router, live: Mutex::new(live) })
+        Ok(Self { runtime, capacity, router, live: Mutex::new(live) })
     }
 
     /// The router over the live apps.
@@ -127,7 +125,7 @@ impl Tenants {
                     taken[i] = true;
                     next.push(Next::Keep(i, app.route));
                 }
-                None => next.push(Next::Load(start_app(&self.engine, &self.cache, app).await?)),
+                None => next.push(Next::Load(start_app(&self.runtime, app).await?)),
             }
         }
         let routes = next
@@ -182,10 +180,10 @@ fn routes(apps: &[LiveApp]) -> Vec<(Route, Arc<AppSlot>)> {
 }
 
 /// Loads `app` and starts what keeps it current (per its mode).
-async fn start_app(engine: &Engine, cache: &CompileCache, app: PlannedApp) -> Result<LiveApp> {
+async fn start_app(runtime: &Runtime, app: PlannedApp) -> Result<LiveApp> {
     let (name, module) = (app.spec.name.clone(), app.spec.module.clone());
     let watched = app.mode.watched();
-    let slot = AppSlot::load(engine, cache, app.spec.clone())
+    let slot = AppSlot::load(runtime, app.spec.clone())
         .await
         .with_context(|| format!("cannot serve {} (app `{name}`)", module.display()))?;
     let watcher = match app.mode {

@@ -22,7 +22,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use sha2::{Digest, Sha256};
 use wasmhost_reload::{AppSlot, RecursiveMode};
-use wasmhost_runtime::App;
+use wasmhost_runtime::AppVersion;
 
 /// Where the guest sees the app's source directory.
 pub const GUEST_APP_DIR: &str = "/app";
@@ -91,7 +91,7 @@ impl Deps {
 
 /// Asks a new version to import the app. On failure the error is the
 /// guest's traceback, with guest paths turned back into `src_dir` paths.
-pub async fn probe(app: &App, src_dir: &Path) -> Result<()> {
+pub async fn probe(app: &AppVersion, src_dir: &Path) -> Result<()> {
     let request = http::Request::builder()
         .uri("/")
         .header(http::header::HOST, "localhost")

@@ -26,8 +26,7 @@ pub use notify::RecursiveMode;
 use notify::Watcher;
 use wasmhost_runtime::app::read_module;
 use wasmhost_runtime::metrics::METRICS;
-use wasmhost_runtime::{App, AppSpec, CompileCache};
-use wasmtime::Engine;
+use wasmhost_runtime::{AppSpec, AppVersion, Runtime};
 
 /// Quiet time after the last file event before a reload starts.
 pub const DEBOUNCE: Duration = Duration::from_millis(300);
@@ -59,9 +58,8 @@ pub struct ReloadStats {
 /// The live version of one app and what is needed to build the next one.
 pub struct AppSlot {
     spec: AppSpec,
-    engine: Engine,
-    cache: CompileCache,
-    current: ArcSwap<App>,
+    runtime: Runtime,
+    current: ArcSwap<AppVersion>,
     /// One reload at a time per app.
     reloading: tokio::sync::Mutex<()>,
     last_error: Mutex<Option<String>>,
@@ -70,13 +68,12 @@ pub struct AppSlot {
 
 impl AppSlot {
     /// Loads the first version of the app described by `spec`.
-    pub async fn load(engine: &Engine, cache: &CompileCache, spec: AppSpec) -> Result<Arc<Self>> {
+    pub async fn load(runtime: &Runtime, spec: AppSpec) -> Result<Arc<Self>> {
         let (bytes, _) = read_off_thread(&spec.module).await?;
-        let app = App::new(engine, cache, &spec, bytes).await?;
+        let app = AppVersion::load(runtime, &spec, bytes).await?;
         Ok(Arc::new(Self {
             spec,
-            engine: engine.clone(),
-            cache: cache.clone(),
+            runtime: runtime.clone(),
             current: ArcSwap::from_pointee(app),
             reloading: tokio::sync::Mutex::new(()),
             last_error: Mutex::new(None),
@@ -85,7 +82,7 @@ impl AppSlot {
     }
 
     /// The version serving now. Hold it for the whole request.
-    pub fn current(&self) -> Arc<App> {
+    pub fn current(&self) -> Arc<AppVersion> {
         self.current.load_full()
     }
 
@@ -142,7 +139,7 @@ impl AppSlot {
         if digest == self.current.load().digest() {
             return Ok(Reloaded::Unchanged);
         }
-        let app = App::new(&self.engine, &self.cache, &self.spec, bytes).await?;
+        let app = AppVersion::load(&self.runtime, &self.spec, bytes).await?;
         let digest = app.digest().to_owned();
         self.install(app);
         Ok(Reloaded::Swapped(digest))
@@ -150,7 +147,7 @@ impl AppSlot {
 
     /// Makes `app` the live version, built and checked by the caller (the
     /// dev loop renews the same component after a source change).
-    pub fn install(&self, app: App) {
+    pub fn install(&self, app: AppVersion) {
         // Counted before the swap, so whoever sees the new version also
         // sees the count.
         self.stats.swapped.fetch_add(1, Ordering::Relaxed);

@@ -1,9 +1,52 @@
-//! The process-wide wasmtime engine and its epoch ticker.
+//! The process-wide wasmtime engine, its epoch ticker, and the [`Runtime`]
+//! that app versions are loaded into: the engine, the one linker of every
+//! host capability, and the compile cache.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
+
+use crate::cache::{CompileCache, Compiled};
+use crate::store::StoreData;
+
+/// What app versions are loaded into: the engine, the linker of every host
+/// capability (built once, see [`crate::capability`]) and the compile
+/// cache. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    engine: Engine,
+    linker: Arc<Linker<StoreData>>,
+    cache: CompileCache,
+}
+
+impl Runtime {
+    /// A runtime on `engine` with the compile cache `cache`.
+    pub fn new(engine: Engine, cache: CompileCache) -> Result<Self> {
+        let mut linker = Linker::new(&engine);
+        crate::capability::add_to_linker(&mut linker)?;
+        Ok(Self { engine, linker: Arc::new(linker), cache })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The linker with every host capability's imports.
+    pub fn linker(&self) -> &Linker<StoreData> {
+        &self.linker
+    }
+
+    /// Compiles the component in `bytes` (or loads it from the compile
+    /// cache) on a blocking thread.
+    pub async fn compile(&self, bytes: Vec<u8>) -> Result<Compiled> {
+        let (engine, cache) = (self.engine.clone(), self.cache.clone());
+        tokio::task::spawn_blocking(move || cache.load(&engine, &bytes)).await.context("the compiler thread panicked")?
+    }
+}
 
 /// How often the epoch ticker advances the engine's epoch. A running guest
 /// yields to the async runtime once per tick and is interrupted at the first

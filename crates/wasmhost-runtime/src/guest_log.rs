@@ -34,7 +34,8 @@ impl RequestTag {
         }
     }
 
-    fn get(&self) -> Arc<str> {
+    /// The request id the instance's output is tagged with now.
+    pub fn get(&self) -> Arc<str> {
         self.0.lock().map(|id| id.clone()).unwrap_or_else(|_| Arc::from(""))
     }
 }

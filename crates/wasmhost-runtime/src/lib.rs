@@ -2,36 +2,45 @@
 //! instance.
 //!
 //! * [`engine`] builds the one wasmtime [`Engine`](wasmtime::Engine) of a
-//!   process (pooling allocator, epoch interruption) and its epoch ticker.
+//!   process (pooling allocator, epoch interruption), its epoch ticker, and
+//!   the [`Runtime`]: engine, linker and compile cache.
 //! * [`cache`] keeps compiled components on disk so a restart does not pay
 //!   for Cranelift again.
-//! * [`limits`] holds the per-app limits and the memory limiter that enforces
-//!   them inside a store.
-//! * [`host`] is the per-store host state: WASI, `wasi:http`, guest logs.
-//! * [`exchange`] implements `wasmhost:platform/exchange`, the one-call
-//!   request head and response for SDK guests.
+//! * [`capability`] is every host capability (WASI and `wasi:http`, outbound
+//!   HTTP, JSON and validation, exchange), each one module plugged in the
+//!   same way; [`store`] is the data of every store, which holds their
+//!   instance state and owns the per-request state.
 //! * [`pool`] is the [`InstancePool`]: pre-instantiated instances, recycling,
 //!   fresh-instance mode and bounded admission.
-//! * [`app`] ties them together: an [`App`] turns a `hyper` request into a
-//!   response produced by a guest, mapping every guest failure to a status.
+//! * [`app`] ties them together: an [`AppVersion`] turns a `hyper` request
+//!   into a response produced by a guest, through [`admission`], the pool,
+//!   the guest call, [`framing`] and [`outcome`] (every failure to a status);
+//!   [`body`] holds the request and response bodies on their way.
+//! * [`limits`] enforces memory limits inside a store, [`guest_log`] turns
+//!   guest output into log lines, [`metrics`] exports what happens.
 
+pub mod admission;
 pub mod app;
+pub mod body;
 pub mod cache;
+pub mod capability;
 pub mod engine;
-pub mod exchange;
 pub mod framing;
 pub mod guest_log;
-pub mod host;
 pub mod limits;
 pub mod metrics;
+pub mod outcome;
 pub mod pool;
+pub mod store;
 #[cfg(test)]
 mod testing;
 
-pub use app::{App, AppResponse, AppSpec, ResponseBody};
+pub use app::{AppSpec, AppVersion};
+pub use body::ResponseBody;
 pub use cache::CompileCache;
-pub use engine::{EngineOptions, EpochTicker};
-pub use host::GuestEnv;
+pub use engine::{EngineOptions, EpochTicker, Runtime};
 pub use limits::{Isolation, Limits};
+pub use outcome::AppResponse;
 pub use pool::InstancePool;
+pub use store::GuestEnv;
 pub use wasmhost_outbound::OutboundPolicy;

@@ -26,15 +26,14 @@ use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
 
-use crate::guest_log::OutputBudget;
-use crate::host::{GuestEnv, HostState};
+use crate::capability::Apps;
 use crate::limits::{Isolation, Limits};
 use crate::metrics::METRICS;
-use wasmhost_platform::PlatformCtx;
+use crate::store::StoreData;
 
 /// Why a request could not get an instance.
 #[derive(Debug)]
-pub enum Rejection {
+pub enum Unavailable {
     /// The queue was full when the request arrived.
     QueueFull,
     /// The request waited `queue_timeout` without getting an instance.
@@ -65,11 +64,9 @@ pub struct InstancePool {
 
 struct Shared {
     app: Arc<str>,
-    env: GuestEnv,
-    platform: PlatformCtx,
-    /// The output budget of all the pool's instances.
-    output: Arc<OutputBudget>,
-    pre: ProxyPre<HostState>,
+    /// The app state of every capability, shared by the pool's instances.
+    capabilities: Arc<Apps>,
+    pre: ProxyPre<StoreData>,
     limits: Limits,
     permits: Arc<Semaphore>,
     waiting: AtomicUsize,
@@ -82,7 +79,7 @@ struct Shared {
 
 /// One instance and its store.
 pub struct Instance {
-    store: Store<HostState>,
+    store: Store<StoreData>,
     proxy: Proxy,
     served: u64,
     retire_after: u64,
@@ -95,17 +92,13 @@ impl InstancePool {
     /// component instantiates under the app's limits.
     pub async fn new(
         app: Arc<str>,
-        pre: ProxyPre<HostState>,
+        pre: ProxyPre<StoreData>,
         limits: Limits,
-        env: GuestEnv,
-        platform: PlatformCtx,
+        capabilities: Arc<Apps>,
     ) -> Result<Self> {
-        let output = OutputBudget::new(app.clone(), limits.guest_log_rate);
         let shared = Arc::new(Shared {
             app,
-            env,
-            platform,
-            output,
+            capabilities,
             pre,
             permits: Arc::new(Semaphore::new(limits.max_instances)),
             waiting: AtomicUsize::new(0),
@@ -127,14 +120,14 @@ impl InstancePool {
     /// One more instance, outside the pool and its admission, under the
     /// app's limits: for calls other than requests, such as reading the
     /// app's manifest.
-    pub async fn spare_instance(&self) -> Result<(Store<HostState>, wasmtime::component::Instance)> {
+    pub async fn spare_instance(&self) -> Result<(Store<StoreData>, wasmtime::component::Instance)> {
         let mut store = self.shared.new_store()?;
         let instance = self.shared.pre.instance_pre().instantiate_async(&mut store).await?;
         Ok((store, instance))
     }
 
     /// Waits for an instance, in FIFO order, within the app's queue limits.
-    pub async fn acquire(&self) -> Result<Lease, Rejection> {
+    pub async fn acquire(&self) -> Result<Lease, Unavailable> {
         let shared = &self.shared;
         let started = Instant::now();
         let permit = match shared.permits.clone().try_acquire_owned() {
@@ -142,7 +135,7 @@ impl InstancePool {
             Err(_) => {
                 if shared.waiting.fetch_add(1, Ordering::AcqRel) >= shared.limits.max_queue {
                     shared.waiting.fetch_sub(1, Ordering::AcqRel);
-                    return Err(Rejection::QueueFull);
+                    return Err(Unavailable::QueueFull);
                 }
                 let waited =
                     tokio::time::timeout(shared.limits.queue_timeout, shared.permits.clone().acquire_owned()).await;
@@ -151,7 +144,7 @@ impl InstancePool {
                     Ok(Ok(permit)) => permit,
                     // The semaphore is never closed; a closed one would mean
                     // the pool is going away, which a client sees as busy.
-                    Ok(Err(_)) | Err(_) => return Err(Rejection::QueueTimeout),
+                    Ok(Err(_)) | Err(_) => return Err(Unavailable::QueueTimeout),
                 }
             }
         };
@@ -162,7 +155,7 @@ impl InstancePool {
         }
         let instance = match ready {
             Some(instance) => instance,
-            None => shared.instantiate().await.map_err(Rejection::Instantiation)?,
+            None => shared.instantiate().await.map_err(Unavailable::Instantiation)?,
         };
         Ok(Lease { instance: Some(instance), shared: shared.clone(), _permit: permit })
     }
@@ -178,6 +171,12 @@ impl InstancePool {
     /// Requests waiting for an instance right now.
     pub fn queued(&self) -> usize {
         self.shared.waiting.load(Ordering::Acquire)
+    }
+
+    /// Whether every ready instance holds nothing of the requests it served.
+    #[cfg(test)]
+    pub(crate) fn ready_are_idle(&self) -> bool {
+        self.shared.ready.lock().is_ok_and(|ready| ready.iter().all(|instance| instance.store.data().is_idle()))
     }
 
     /// Instances ready (idle) and busy right now.
@@ -200,10 +199,9 @@ impl Shared {
     }
 
     /// A store under the app's limits, with `request_timeout` to run in.
-    fn new_store(&self) -> Result<Store<HostState>> {
+    fn new_store(&self) -> Result<Store<StoreData>> {
         let engine = self.pre.engine();
-        let state =
-            HostState::new(&self.app, self.limits.memory_limit, &self.env, self.platform.clone(), &self.output)?;
+        let state = StoreData::new(&self.capabilities, self.limits.memory_limit)?;
         let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.limiter);
         store.epoch_deadline_callback(|ctx| {
@@ -335,17 +333,13 @@ pub struct Lease {
 
 impl Lease {
     /// The store, to create the request's resources in.
-    pub fn store(&mut self) -> &mut Store<HostState> {
+    pub fn store(&mut self) -> &mut Store<StoreData> {
         &mut self.instance.as_mut().expect("lease holds an instance until finished").store
     }
 
-    /// Arms the deadline and log tag for a request.
-    pub fn begin(&mut self, request_id: &str) {
-        let timeout = self.shared.limits.request_timeout;
-        let state = self.store().data_mut();
-        state.deadline = Instant::now() + timeout;
-        state.request.set(request_id);
-        state.limiter.reset_exhausted();
+    /// The app the instance belongs to.
+    pub fn app(&self) -> &Arc<str> {
+        &self.shared.app
     }
 
     /// Runs the guest's `wasi:http/incoming-handler.handle`.
@@ -366,7 +360,8 @@ impl Lease {
     /// Returns the instance to the pool, or retires it; `failed` instances
     /// are always retired.
     pub fn finish(mut self, failed: bool) -> Option<Retirement> {
-        let instance = self.instance.take()?;
+        let mut instance = self.instance.take()?;
+        instance.store.data_mut().end_request();
         self.shared.release(instance, failed)
     }
 }

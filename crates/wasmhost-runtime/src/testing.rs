@@ -43,7 +43,7 @@ pub(crate) fn engine() -> wasmtime::Engine {
 }
 
 /// The fixture loaded as app `fixture` under `limits`.
-pub(crate) async fn app(engine: &wasmtime::Engine, limits: crate::Limits) -> crate::App {
+pub(crate) async fn app(engine: &wasmtime::Engine, limits: crate::Limits) -> crate::AppVersion {
     let spec = crate::AppSpec {
         name: "fixture".into(),
         module: "fixture.wasm".into(),
@@ -51,11 +51,12 @@ pub(crate) async fn app(engine: &wasmtime::Engine, limits: crate::Limits) -> cra
         env: crate::GuestEnv::default(),
     };
     let bytes = component().expect("the fixture component");
-    crate::App::new(engine, &crate::CompileCache::disabled(), &spec, bytes).await.expect("the fixture loads")
+    let runtime = crate::Runtime::new(engine.clone(), crate::CompileCache::disabled()).expect("a runtime");
+    crate::AppVersion::load(&runtime, &spec, bytes).await.expect("the fixture loads")
 }
 
 /// `GET path` served by `app`: the status and the body.
-pub(crate) async fn get(app: &crate::App, path: &str) -> (u16, String) {
+pub(crate) async fn get(app: &crate::AppVersion, path: &str) -> (u16, String) {
     use http_body_util::BodyExt;
     let request = http::Request::get(path)
         .header("host", "fixture.test")

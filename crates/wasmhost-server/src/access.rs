@@ -16,7 +16,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::Request;
 use http_body::{Body, Frame, SizeHint};
-use wasmhost_runtime::app::BodyError;
+use wasmhost_runtime::body::BodyError;
 use wasmhost_runtime::metrics::METRICS;
 use wasmhost_runtime::ResponseBody;
 

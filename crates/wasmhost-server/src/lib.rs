@@ -199,14 +199,14 @@ async fn handle(
     }
     let response = if let Err(reason) = target::admit(&mut request) {
         METRICS.rejected.with_label_values(&["-", "400"]).inc();
-        wasmhost_runtime::app::error_response(http::StatusCode::BAD_REQUEST, reason)
+        wasmhost_runtime::outcome::error_response(http::StatusCode::BAD_REQUEST, reason)
     } else {
         match router.route(&mut request) {
             Some(app) => {
                 log.app(app.name());
                 app.handle(request, &request_id).await
             }
-            None => wasmhost_runtime::app::error_response(http::StatusCode::NOT_FOUND, "no app serves this address"),
+            None => wasmhost_runtime::outcome::error_response(http::StatusCode::NOT_FOUND, "no app serves this address"),
         }
     };
     let (mut parts, body) = response.into_parts();

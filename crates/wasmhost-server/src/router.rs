@@ -7,7 +7,7 @@ use arc_swap::ArcSwap;
 
 use http::Request;
 use wasmhost_reload::AppSlot;
-use wasmhost_runtime::App;
+use wasmhost_runtime::AppVersion;
 
 /// Which requests an app serves.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,7 +81,7 @@ impl Router {
     /// serves it; strips the route's prefix from the request's path when the
     /// route says so. The caller holds the app for the whole request, so a
     /// reload never switches versions under a request.
-    pub fn route<B>(&self, request: &mut Request<B>) -> Option<Arc<App>> {
+    pub fn route<B>(&self, request: &mut Request<B>) -> Option<Arc<AppVersion>> {
         let routes = self.routes.load();
         if let [(route, slot)] = routes.as_slice() {
             if route.hosts.is_empty() && route.prefix == "/" {

@@ -5,18 +5,25 @@
 //!
 //! `wasi:http` keeps a request's head private to its own crate, so the host
 //! keeps a copy of each request's head as it hands the request to the guest
-//! ([`RequestHead::of`]) and answers `request-head` from that copy.
+//! ([`RequestHead::of`]) and answers `request-head` from that copy. The copy
+//! (and the body the host read) is the capability's per-request state: set by
+//! [`Capability::begin_request`], dropped by [`Capability::end_request`].
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode};
 use http_body_util::{BodyExt, Full};
-use wasmtime::component::{HasSelf, Linker, Resource};
+use wasmhost_outbound::OutboundHooks;
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
 use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
 use wasmtime_wasi_http::WasiHttpHooks;
 
-use crate::host::HostState;
+use super::{Capability, RequestContext};
+use crate::store::StoreData;
+use crate::AppSpec;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -41,11 +48,73 @@ mod bindings {
 
 use bindings::wasmhost::platform::exchange::{self, RequestHead as WitHead};
 
-/// Adds `wasmhost:platform/exchange` to `linker`.
-pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
-    exchange::add_to_linker::<HostState, HasSelf<HostState>>(linker, |state| state)
+/// The exchange capability.
+pub struct Exchange;
+
+/// The request an instance serves, as far as `exchange` is concerned.
+#[derive(Default)]
+pub struct ExchangeInstance {
+    current: Option<Current>,
+}
+
+/// The request of the call in progress.
+struct Current {
+    /// The `rep` of the guest's handle for it.
+    handle: u32,
+    head: Arc<RequestHead>,
+    /// The body the host read, until the guest takes it.
+    body: Option<Bytes>,
+}
+
+impl Capability for Exchange {
+    type App = ();
+    type Instance = ExchangeInstance;
+
+    fn app(_spec: &AppSpec) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn instance(_app: &()) -> anyhow::Result<ExchangeInstance> {
+        Ok(ExchangeInstance::default())
+    }
+
+    fn begin_request(instance: &mut ExchangeInstance, request: &RequestContext) {
+        let body = request.head.body.clone();
+        instance.current = Some(Current { handle: request.handle, head: request.head.clone(), body });
+    }
+
+    fn end_request(instance: &mut ExchangeInstance) {
+        instance.current = None;
+    }
+
+    fn holds_request(instance: &ExchangeInstance) -> bool {
+        instance.current.is_some()
+    }
+
+    fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
+        exchange::add_to_linker::<StoreData, ExchangeData>(linker, |data| ExchangeView {
+            state: &mut data.capabilities.exchange,
+            table: &mut data.table,
+            hooks: &mut data.capabilities.outbound,
+        })
         .map_err(anyhow::Error::from)
         .map_err(|err| err.context("cannot add wasmhost:platform/exchange to the linker"))
+    }
+}
+
+/// What the `exchange` imports see of a store.
+struct ExchangeView<'a> {
+    state: &'a mut ExchangeInstance,
+    table: &'a mut ResourceTable,
+    /// For the header fields `wasi:http` hides from guests.
+    hooks: &'a mut OutboundHooks,
+}
+
+/// Marks [`ExchangeView`] as the host state of the generated bindings.
+struct ExchangeData;
+
+impl HasData for ExchangeData {
+    type Data<'a> = ExchangeView<'a>;
 }
 
 /// A request body the host read whole before the guest ran, kept in the
@@ -86,11 +155,11 @@ impl RequestHead {
     }
 }
 
-impl exchange::Host for HostState {
+impl exchange::Host for ExchangeView<'_> {
     fn head(&mut self, request: Resource<HostIncomingRequest>) -> wasmtime::Result<WitHead> {
-        let filter = self.http_hooks().forbidden_header_filter();
-        let head = match self.request_head.as_ref() {
-            Some((handle, head)) if *handle == request.rep() => head,
+        let filter = self.hooks.forbidden_header_filter();
+        let head = match self.state.current.as_ref() {
+            Some(current) if current.handle == request.rep() => &current.head,
             _ => wasmtime::bail!("exchange.head: not the request of the call in progress"),
         };
         let headers = head
@@ -109,14 +178,14 @@ impl exchange::Host for HostState {
     }
 
     fn take_body(&mut self, request: Resource<HostIncomingRequest>) -> wasmtime::Result<Option<Vec<u8>>> {
-        let body = match self.request_head.as_mut() {
-            Some((handle, head)) if *handle == request.rep() => head.body.take(),
+        let body = match self.state.current.as_mut() {
+            Some(current) if current.handle == request.rep() => current.body.take(),
             _ => wasmtime::bail!("exchange.take-body: not the request of the call in progress"),
         };
         let Some(body) = body else { return Ok(None) };
         // The guest now holds the body: `consume` must fail, as after a
         // first `consume`.
-        self.table().get_mut(&request)?.body = None;
+        self.table.get_mut(&request)?.body = None;
         Ok(Some(body.to_vec()))
     }
 
@@ -127,9 +196,9 @@ impl exchange::Host for HostState {
         headers: Vec<(String, Vec<u8>)>,
         body: Vec<u8>,
     ) -> wasmtime::Result<Result<(), String>> {
-        let outparam = self.table().delete(out)?;
-        let filter = self.http_hooks().forbidden_header_filter();
-        let method = self.request_head.as_ref().map_or(http::Method::GET, |(_, head)| head.method.clone());
+        let outparam = self.table.delete(out)?;
+        let filter = self.hooks.forbidden_header_filter();
+        let method = self.state.current.as_ref().map_or(http::Method::GET, |current| current.head.method.clone());
         match build_response(&method, status, headers, body, |name| filter(name)) {
             Ok(response) => {
                 (outparam.send)(Ok(response));

@@ -1,0 +1,84 @@
+//! WASI 0.2 and `wasi:http` for guests: the environment variables and
+//! read-only directories the app's spec grants, clocks, random, and stdout and
+//! stderr as log lines (see [`crate::guest_log`]); `wasi:http`'s types and
+//! outgoing handler, whose requests go through [`super::outbound`].
+//!
+//! wasmtime-wasi links through the `WasiView` and `WasiHttpView` traits,
+//! which [`StoreData`] implements by projecting to this capability's
+//! instance state and the store's resource table.
+
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use wasmtime::component::Linker;
+use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi_http::WasiHttpCtx;
+
+use super::{Capability, RequestContext};
+use crate::guest_log::{GuestLog, OutputBudget, RequestTag};
+use crate::store::StoreData;
+use crate::{AppSpec, GuestEnv};
+
+/// The WASI capability.
+pub struct Wasi;
+
+/// What every instance of an app is given.
+pub struct WasiApp {
+    env: GuestEnv,
+    /// The output budget shared by the app's instances.
+    output: Arc<OutputBudget>,
+}
+
+/// One instance's WASI and `wasi:http` contexts.
+pub struct WasiInstance {
+    /// The WASI context.
+    pub wasi: WasiCtx,
+    /// The `wasi:http` context.
+    pub http: WasiHttpCtx,
+    /// The request the instance serves, for its log lines.
+    request: RequestTag,
+}
+
+impl Capability for Wasi {
+    type App = WasiApp;
+    type Instance = WasiInstance;
+
+    fn app(spec: &AppSpec) -> Result<WasiApp> {
+        let output = OutputBudget::new(Arc::from(spec.name.as_str()), spec.limits.guest_log_rate);
+        Ok(WasiApp { env: spec.env.clone(), output })
+    }
+
+    fn instance(app: &WasiApp) -> Result<WasiInstance> {
+        let request = RequestTag::default();
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(GuestLog::new("stdout", request.clone(), app.output.clone()))
+            .stderr(GuestLog::new("stderr", request.clone(), app.output.clone()))
+            .envs(&app.env.vars);
+        for (host, guest) in &app.env.dirs {
+            wasi.preopened_dir(host, guest, wasmtime_wasi::FsPerms::ReadOnly)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("cannot open {} for the guest", host.display()))?;
+        }
+        Ok(WasiInstance { wasi: wasi.build(), http: WasiHttpCtx::new(), request })
+    }
+
+    fn begin_request(instance: &mut WasiInstance, request: &RequestContext) {
+        instance.request.set(&request.id);
+    }
+
+    fn end_request(instance: &mut WasiInstance) {
+        instance.request.set("");
+    }
+
+    fn holds_request(instance: &WasiInstance) -> bool {
+        !instance.request.get().is_empty()
+    }
+
+    fn add_to_linker(linker: &mut Linker<StoreData>) -> Result<()> {
+        wasmtime_wasi::p2::add_to_linker_async(linker).map_err(anyhow::Error::from).context("cannot add WASI to the linker")?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
+            .map_err(anyhow::Error::from)
+            .context("cannot add wasi:http to the linker")?;
+        Ok(())
+    }
+}
