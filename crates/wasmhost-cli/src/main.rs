@@ -193,6 +193,14 @@ struct ServeOptions {
     /// Largest request body; larger ones get 413.
     #[arg(long, default_value = "10MiB")]
     max_body_size: ByteSize,
+    /// Most outbound connections the app's guests hold open at once, all
+    /// instances together; beyond it a request fails in the guest with
+    /// connection-limit-reached.
+    #[arg(long, default_value_t = Limits::default().max_outbound_connections)]
+    max_outbound_connections: usize,
+    /// Most outbound connections one instance holds open at once.
+    #[arg(long, default_value_t = Limits::default().max_outbound_connections_per_instance)]
+    max_outbound_connections_per_instance: usize,
     /// Largest request head (request line and headers); larger ones get 431.
     #[arg(long, default_value = "32KiB")]
     max_header_size: ByteSize,
@@ -461,6 +469,8 @@ impl Plan {
             recycle_memory: to_usize(args.recycle_memory, "--recycle-memory")?,
             max_requests_per_instance: args.max_requests_per_instance,
             max_body_size: args.max_body_size.as_u64(),
+            max_outbound_connections: args.max_outbound_connections.max(1),
+            max_outbound_connections_per_instance: args.max_outbound_connections_per_instance.max(1),
         };
         let server = ServerOptions {
             max_connections: args.max_connections.max(1),

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 
-use wasmhost_outbound::{OutboundHooks, OutboundPolicy};
+use wasmhost_outbound::{InstanceBudget, OutboundHooks, OutboundPolicy};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -57,8 +57,15 @@ pub struct HostState {
 
 impl HostState {
     /// Fresh state for one instance of `app`, capped at `memory_limit`
-    /// bytes, seeing what `env` grants, with the app's `platform` services.
-    pub fn new(app: &Arc<str>, memory_limit: usize, env: &GuestEnv, platform: PlatformCtx) -> anyhow::Result<Self> {
+    /// bytes, seeing what `env` grants, with the app's `platform` services
+    /// and at most as many outbound connections as `connections` permits.
+    pub fn new(
+        app: &Arc<str>,
+        memory_limit: usize,
+        env: &GuestEnv,
+        platform: PlatformCtx,
+        connections: InstanceBudget,
+    ) -> anyhow::Result<Self> {
         let request = RequestTag::default();
         let mut wasi = WasiCtx::builder();
         wasi.stdout(GuestLog { app: app.clone(), stream: "stdout", request: request.clone() })
@@ -74,7 +81,7 @@ impl HostState {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            hooks: OutboundHooks::new(app.clone(), env.outbound.clone()),
+            hooks: OutboundHooks::new(app.clone(), env.outbound.clone(), connections),
             platform,
             limiter: MemoryLimiter::new(memory_limit),
             deadline: Instant::now(),

@@ -42,6 +42,18 @@ pub struct Limits {
     pub max_requests_per_instance: u64,
     /// Largest request body accepted, in bytes.
     pub max_body_size: u64,
+    /// Most outbound connections the app's guests hold open at once, over
+    /// all its instances (and its old and new versions during a reload).
+    /// The default, 64, is ample for an app whose requests call a few
+    /// services each (16 instances each fanning out to 4), and bounds what
+    /// one tenant can take of the file descriptors all tenants share: 16
+    /// apps at 64 use 1,024.
+    pub max_outbound_connections: usize,
+    /// Most outbound connections one instance holds open at once: one
+    /// request fanning out to 16 services in parallel fits, and a guest
+    /// stuck in a loop of requests it never waits for cannot take the whole
+    /// app's budget from the instances serving other requests.
+    pub max_outbound_connections_per_instance: usize,
 }
 
 impl Default for Limits {
@@ -57,6 +69,8 @@ impl Default for Limits {
             recycle_memory: 128 << 20,
             max_requests_per_instance: 10_000,
             max_body_size: 10 << 20,
+            max_outbound_connections: 64,
+            max_outbound_connections_per_instance: 16,
         }
     }
 }

@@ -29,6 +29,7 @@ use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
 use crate::host::{GuestEnv, HostState};
 use crate::limits::{Isolation, Limits};
 use crate::metrics::METRICS;
+use wasmhost_outbound::ConnectionBudget;
 use wasmhost_platform::PlatformCtx;
 
 /// Why a request could not get an instance.
@@ -66,6 +67,8 @@ struct Shared {
     app: Arc<str>,
     env: GuestEnv,
     platform: PlatformCtx,
+    /// The app's outbound connections, shared by its instances.
+    connections: ConnectionBudget,
     pre: ProxyPre<HostState>,
     limits: Limits,
     permits: Arc<Semaphore>,
@@ -86,7 +89,8 @@ pub struct Instance {
 }
 
 impl InstancePool {
-    /// Creates the pool and fills it with `min_instances` ready instances.
+    /// Creates the pool and fills it with `min_instances` ready instances,
+    /// each taking its outbound connections from `connections`.
     ///
     /// Fails if an instance cannot be created, which also proves the
     /// component instantiates under the app's limits.
@@ -96,11 +100,13 @@ impl InstancePool {
         limits: Limits,
         env: GuestEnv,
         platform: PlatformCtx,
+        connections: ConnectionBudget,
     ) -> Result<Self> {
         let shared = Arc::new(Shared {
             app,
             env,
             platform,
+            connections,
             pre,
             permits: Arc::new(Semaphore::new(limits.max_instances)),
             waiting: AtomicUsize::new(0),
@@ -197,7 +203,8 @@ impl Shared {
     /// A store under the app's limits, with `request_timeout` to run in.
     fn new_store(&self) -> Result<Store<HostState>> {
         let engine = self.pre.engine();
-        let state = HostState::new(&self.app, self.limits.memory_limit, &self.env, self.platform.clone())?;
+        let connections = self.connections.instance(self.limits.max_outbound_connections_per_instance);
+        let state = HostState::new(&self.app, self.limits.memory_limit, &self.env, self.platform.clone(), connections)?;
         let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.limiter);
         store.epoch_deadline_callback(|ctx| {
