@@ -104,8 +104,9 @@ class Server:
 
     ``with Server(binary, app, ["--max-instances", "1"]) as server:`` starts
     the binary bound to 127.0.0.1 on an ephemeral port, with the shared
-    compile cache unless `cache_dir` says otherwise, and waits for its
-    listening line. Leaving the block sends SIGTERM and fails unless the
+    compile cache unless `cache_dir` says otherwise (and at most
+    `max_open_files` descriptors when given), and waits for its listening
+    line. Leaving the block sends SIGTERM and fails unless the
     process exits with status 0 within `STOP_TIMEOUT` seconds (it is killed
     with SIGKILL if it does not exit at all).
     """
@@ -121,8 +122,10 @@ class Server:
         subcommand: str = "serve",
         cwd: Path | None = None,
         config: Path | None = None,
+        max_open_files: int | None = None,
     ) -> None:
         self.subcommand = subcommand
+        self.max_open_files = max_open_files
         self.binary = Path(binary)
         self.app = app
         self.cwd = cwd
@@ -161,6 +164,7 @@ class Server:
             # Keep a Ctrl-C aimed at pytest away from the servers: the tests
             # decide which signal each server gets.
             start_new_session=True,
+            preexec_fn=self._limit_open_files if self.max_open_files is not None else None,
         )
         self._stderr = _StreamCollector(self.proc.stderr, f"wasmhost-{self.proc.pid}-stderr")
         self._stdout = _StreamCollector(self.proc.stdout, f"wasmhost-{self.proc.pid}-stdout")
@@ -179,6 +183,12 @@ class Server:
         # Locate guest memory now, while the server is idle (see `memory`).
         self._memory_pool = linear_memory_pool(self.pid)
         return self
+
+    def _limit_open_files(self) -> None:
+        """In the child before exec: RLIMIT_NOFILE to `max_open_files`."""
+        import resource  # noqa: PLC0415 (only where a test asks for it)
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.max_open_files, self.max_open_files))
 
     def send_signal(self, sig: int) -> None:
         """Sends `sig` to the server process."""
