@@ -104,11 +104,11 @@ class Server:
 
     ``with Server(binary, app, ["--max-instances", "1"]) as server:`` starts
     the binary bound to 127.0.0.1 on an ephemeral port, with the shared
-    compile cache unless `cache_dir` says otherwise and the test's
-    environment unless `env` gives another, and waits for its listening
-    line. Leaving the block sends SIGTERM and fails unless the process
-    exits with status 0 within `STOP_TIMEOUT` seconds (it is killed with
-    SIGKILL if it does not exit at all).
+    compile cache unless `cache_dir` says otherwise, the test's environment
+    unless `env` gives another, and at most `max_open_files` descriptors when
+    given, and waits for its listening line. Leaving the block sends SIGTERM
+    and fails unless the process exits with status 0 within `STOP_TIMEOUT`
+    seconds (it is killed with SIGKILL if it does not exit at all).
     """
 
     def __init__(
@@ -124,10 +124,12 @@ class Server:
         config: Path | None = None,
         admin_addr: str = "127.0.0.1:0",
         env: Mapping[str, str] | None = None,
+        max_open_files: int | None = None,
     ) -> None:
         self.subcommand = subcommand
         self.admin_addr = admin_addr
         self.env = env
+        self.max_open_files = max_open_files
         self.binary = Path(binary)
         self.app = app
         self.cwd = cwd
@@ -167,6 +169,7 @@ class Server:
             # Keep a Ctrl-C aimed at pytest away from the servers: the tests
             # decide which signal each server gets.
             start_new_session=True,
+            preexec_fn=self._limit_open_files if self.max_open_files is not None else None,
         )
         self._stderr = _StreamCollector(self.proc.stderr, f"wasmhost-{self.proc.pid}-stderr")
         self._stdout = _StreamCollector(self.proc.stdout, f"wasmhost-{self.proc.pid}-stdout")
@@ -185,6 +188,12 @@ class Server:
         # Locate guest memory now, while the server is idle (see `memory`).
         self._memory_pool = linear_memory_pool(self.pid)
         return self
+
+    def _limit_open_files(self) -> None:
+        """In the child before exec: RLIMIT_NOFILE to `max_open_files`."""
+        import resource  # noqa: PLC0415 (only where a test asks for it)
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.max_open_files, self.max_open_files))
 
     def send_signal(self, sig: int) -> None:
         """Sends `sig` to the server process."""

@@ -205,6 +205,14 @@ struct ServeOptions {
     /// (bursts of twice that); the excess is dropped and counted.
     #[arg(long, default_value = "1MiB")]
     guest_log_rate: ByteSize,
+    /// Most outbound connections the app's guests hold open at once, all
+    /// instances together; beyond it a request fails in the guest with
+    /// connection-limit-reached.
+    #[arg(long, default_value_t = Limits::default().max_outbound_connections)]
+    max_outbound_connections: usize,
+    /// Most outbound connections one instance holds open at once.
+    #[arg(long, default_value_t = Limits::default().max_outbound_connections_per_instance)]
+    max_outbound_connections_per_instance: usize,
     /// Largest request head (request line and headers); larger ones get 431.
     #[arg(long, default_value = "32KiB")]
     max_header_size: ByteSize,
@@ -478,6 +486,8 @@ impl Plan {
             max_requests_per_instance: args.max_requests_per_instance,
             max_body_size: args.max_body_size.as_u64(),
             guest_log_rate: args.guest_log_rate.as_u64(),
+            max_outbound_connections: args.max_outbound_connections.max(1),
+            max_outbound_connections_per_instance: args.max_outbound_connections_per_instance.max(1),
         };
         let server = ServerOptions {
             max_connections: args.max_connections.max(1),

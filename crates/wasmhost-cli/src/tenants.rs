@@ -5,7 +5,9 @@
 //! A config reload diffs the new apps against the live ones by name. An app
 //! whose module, limits and guest environment are unchanged keeps its slot
 //! (and its warm instances), even when its route moved; an added or changed
-//! app is loaded next to the old version; a removed app stops receiving
+//! app is loaded next to the old version (a changed one sharing its outbound
+//! connection budget unless `max_outbound_connections` changed); a removed
+//! app stops receiving
 //! requests and its instances go once its last request ends. If anything in
 //! the new file fails (a parse error, a build error, a bad module, two apps
 //! on one route, more instances than the engine was sized for) nothing
@@ -17,7 +19,7 @@ use anyhow::{Context, Result};
 use serde_json::json;
 use tokio::sync::Mutex;
 use wasmhost_reload::AppSlot;
-use wasmhost_runtime::{AppSpec, CompileCache};
+use wasmhost_runtime::{AppSpec, CompileCache, ConnectionBudget};
 use wasmhost_server::{Route, Router};
 use wasmtime::Engine;
 
@@ -98,7 +100,8 @@ impl Tenants {
     pub async fn start(engine: Engine, cache: CompileCache, capacity: Capacity, apps: Vec<PlannedApp>) -> Result<Self> {
         let mut live = Vec::new();
         for app in apps {
-            live.push(start_app(&engine, &cache, app).await?);
+            let connections = connections_for(&app);
+            live.push(start_app(&engine, &cache, app, connections).await?);
         }
         let router = Arc::new(Router::new(routes(&live))?);
         Ok(Self { engine, cache, capacity, router, live: Mutex::new(live) })
@@ -127,7 +130,18 @@ impl Tenants {
                     taken[i] = true;
                     next.push(Next::Keep(i, app.route));
                 }
-                None => next.push(Next::Load(start_app(&self.engine, &self.cache, app).await?)),
+                None => {
+                    // A changed app keeps counting the connections its old
+                    // version still holds, unless its bound changed.
+                    let connections = live
+                        .iter()
+                        .find(|old| {
+                            old.spec.name == app.spec.name
+                                && old.spec.limits.max_outbound_connections == app.spec.limits.max_outbound_connections
+                        })
+                        .map_or_else(|| connections_for(&app), |old| old.slot.connections());
+                    next.push(Next::Load(Box::new(start_app(&self.engine, &self.cache, app, connections).await?)));
+                }
             }
         }
         let routes = next
@@ -158,7 +172,7 @@ impl Tenants {
                     } else {
                         added.push(name);
                     }
-                    live.push(app);
+                    live.push(*app);
                 }
             }
         }
@@ -172,8 +186,8 @@ impl Tenants {
 enum Next {
     /// Keeps the live app at this index, on this route.
     Keep(usize, Route),
-    /// Serves a newly loaded app.
-    Load(LiveApp),
+    /// Serves a newly loaded app (boxed: a `LiveApp` is large).
+    Load(Box<LiveApp>),
 }
 
 /// The routes of `apps`, in order.
@@ -181,11 +195,22 @@ fn routes(apps: &[LiveApp]) -> Vec<(Route, Arc<AppSlot>)> {
     apps.iter().map(|app| (app.route.clone(), app.slot.clone())).collect()
 }
 
-/// Loads `app` and starts what keeps it current (per its mode).
-async fn start_app(engine: &Engine, cache: &CompileCache, app: PlannedApp) -> Result<LiveApp> {
+/// A new outbound connection budget for `app`, per its limits.
+fn connections_for(app: &PlannedApp) -> ConnectionBudget {
+    ConnectionBudget::new(Arc::from(app.spec.name.as_str()), app.spec.limits.max_outbound_connections)
+}
+
+/// Loads `app`, its versions taking their outbound connections from
+/// `connections`, and starts what keeps it current (per its mode).
+async fn start_app(
+    engine: &Engine,
+    cache: &CompileCache,
+    app: PlannedApp,
+    connections: ConnectionBudget,
+) -> Result<LiveApp> {
     let (name, module) = (app.spec.name.clone(), app.spec.module.clone());
     let watched = app.mode.watched();
-    let slot = AppSlot::load(engine, cache, app.spec.clone())
+    let slot = AppSlot::load(engine, cache, app.spec.clone(), connections)
         .await
         .with_context(|| format!("cannot serve {} (app `{name}`)", module.display()))?;
     let watcher = match app.mode {

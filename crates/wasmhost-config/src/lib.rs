@@ -151,6 +151,8 @@ struct AppTable {
     max_body_size: Option<u64>,
     #[serde(default, deserialize_with = "size")]
     guest_log_rate: Option<u64>,
+    max_outbound_connections: Option<usize>,
+    max_outbound_connections_per_instance: Option<usize>,
     #[serde(default)]
     env: BTreeMap<String, String>,
     /// Guest path → host directory.
@@ -299,6 +301,14 @@ impl AppConfig {
             max_requests_per_instance: table.max_requests_per_instance.unwrap_or(defaults.max_requests_per_instance),
             max_body_size: table.max_body_size.unwrap_or(defaults.max_body_size),
             guest_log_rate: table.guest_log_rate.unwrap_or(defaults.guest_log_rate),
+            max_outbound_connections: table
+                .max_outbound_connections
+                .unwrap_or(defaults.max_outbound_connections)
+                .max(1),
+            max_outbound_connections_per_instance: table
+                .max_outbound_connections_per_instance
+                .unwrap_or(defaults.max_outbound_connections_per_instance)
+                .max(1),
         };
 
         let mut dirs = Vec::new();
@@ -346,6 +356,8 @@ mod tests {
             max_instances = 3
             memory_limit = "64MiB"
             request_timeout = "2s"
+            max_outbound_connections = 8
+            max_outbound_connections_per_instance = 2
             env = { MODE = "demo" }
 
             [[app]]
@@ -363,6 +375,7 @@ mod tests {
         assert_eq!(shop.route.hosts, ["shop.example"]);
         assert_eq!(shop.limits.max_instances, 3);
         assert_eq!(shop.limits.memory_limit, 64 << 20);
+        assert_eq!((shop.limits.max_outbound_connections, shop.limits.max_outbound_connections_per_instance), (8, 2));
         assert_eq!(shop.env.vars, [("MODE".to_owned(), "demo".to_owned())]);
         assert!(
             matches!(&shop.source, AppSource::Python { dir, interface: Interface::Wsgi, .. } if dir == Path::new("/srv/flask-shop"))
@@ -371,6 +384,7 @@ mod tests {
         assert!(matches!(&api.source, AppSource::Wasm(path) if path == Path::new("/srv/api.wasm")));
         assert_eq!(api.route.prefix, "/api");
         assert_eq!(api.limits.isolation, Isolation::Fresh);
+        assert_eq!(api.limits.max_outbound_connections, Limits::default().max_outbound_connections);
     }
 
     #[test]

@@ -15,6 +15,13 @@
 //! checked addresses, so a second DNS answer cannot slip in between the
 //! check and the connection. The authority is the one the guest wrote in
 //! its request; the inbound request's `Host` header plays no part.
+//! "Private" is judged by the IANA special-purpose address registries
+//! ([`is_public`]).
+//!
+//! Every request also takes a place in its app's [`ConnectionBudget`]
+//! before it resolves anything, and keeps it until its connection closes;
+//! beyond the app's or the instance's bound the guest gets
+//! `connection-limit-reached` at once.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -31,6 +38,13 @@ use ipnet::IpNet;
 use tokio::net::TcpStream;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+mod address;
+mod budget;
+mod metrics;
+
+pub use address::is_public;
+pub use budget::{ConnectionBudget, ConnectionPermit, InstanceBudget, LimitReached};
 
 /// Longest wait for a connection when the guest sets no connect timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -139,6 +153,17 @@ impl Denied {
             Self::PrivateAddress => Error::DestinationIpProhibited,
             Self::Dns => Error::DnsError { rcode: None, info_code: None },
             Self::DnsTimeout => Error::DnsTimeout,
+        }
+    }
+
+    /// The `reason` label of `wasmhost_outbound_rejected_total`.
+    fn label(self) -> &'static str {
+        match self {
+            Self::InvalidUri => "invalid_uri",
+            Self::NotListed => "not_listed",
+            Self::PrivateAddress => "private_address",
+            Self::Dns => "dns",
+            Self::DnsTimeout => "dns_timeout",
         }
     }
 
@@ -273,60 +298,20 @@ impl HostPattern {
     }
 }
 
-/// Whether `ip` is a globally routable unicast address: not loopback,
-/// private, shared (CGNAT), link-local, unspecified, broadcast, multicast,
-/// documentation, benchmarking or reserved. IPv4-mapped and NAT64 IPv6
-/// addresses are judged by the IPv4 address they carry.
-pub fn is_public(ip: IpAddr) -> bool {
-    const V4_SPECIAL: [(u32, u8); 9] = [
-        (0x0000_0000, 8),  // "this network"
-        (0x6440_0000, 10), // shared address space (CGNAT)
-        (0xc000_0000, 24), // IETF protocol assignments
-        (0xc000_0200, 24), // TEST-NET-1
-        (0xc612_0000, 15), // benchmarking
-        (0xc633_6400, 24), // TEST-NET-2
-        (0xcb00_7100, 24), // TEST-NET-3
-        (0xf000_0000, 4),  // reserved, broadcast
-        (0xe000_0000, 4),  // multicast
-    ];
-    match ip {
-        IpAddr::V4(v4) => {
-            let bits = u32::from(v4);
-            let special = V4_SPECIAL.iter().any(|&(net, len)| bits >> (32 - len) == net >> (32 - len));
-            !(v4.is_loopback() || v4.is_private() || v4.is_link_local() || special)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let segments = v6.segments();
-            if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-                let [a, b] = segments[6].to_be_bytes();
-                let [c, d] = segments[7].to_be_bytes();
-                return is_public(IpAddr::from([a, b, c, d]));
-            }
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || v6.is_unique_local()
-                || v6.is_unicast_link_local()
-                || segments[0] == 0x2001 && segments[1] == 0x0db8 // documentation
-                || segments[0] == 0 && segments[1..6] == [0; 5]) // ::/80 (IPv4-compatible, deprecated)
-        }
-    }
-}
-
-/// The `wasi:http` hooks of one app's instances: sends what its policy
-/// allows, refuses the rest.
+/// The `wasi:http` hooks of one instance: sends what its app's policy
+/// allows, within the instance's share of the app's connection budget, and
+/// refuses the rest.
 pub struct OutboundHooks {
     app: Arc<str>,
     policy: Arc<OutboundPolicy>,
+    connections: InstanceBudget,
 }
 
 impl OutboundHooks {
-    /// Hooks for the instances of `app`, allowing what `policy` lists.
-    pub fn new(app: Arc<str>, policy: Arc<OutboundPolicy>) -> Self {
-        Self { app, policy }
+    /// Hooks for an instance of `app`, allowing what `policy` lists, with
+    /// at most as many connections open at once as `connections` permits.
+    pub fn new(app: Arc<str>, policy: Arc<OutboundPolicy>, connections: InstanceBudget) -> Self {
+        Self { app, policy, connections }
     }
 }
 
@@ -341,28 +326,38 @@ impl WasiHttpHooks for OutboundHooks {
         options: Option<RequestOptions>,
         _fut: IoFuture,
     ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), Error>> + Send> {
+        // Taken before anything else, DNS included, and held until the
+        // connection closes; refused at once when the budget is spent.
+        let permit = match self.connections.try_acquire() {
+            Ok(permit) => permit,
+            Err(_) => return Box::new(std::future::ready(Err(Error::ConnectionLimitReached))),
+        };
         let (app, policy) = (self.app.clone(), self.policy.clone());
         Box::new(async move {
             let connect_timeout = options.and_then(|o| o.connect_timeout).unwrap_or(CONNECT_TIMEOUT);
             let addrs = match policy.resolve(request.uri(), connect_timeout).await {
                 Ok(addrs) => addrs,
                 Err(denied) => {
+                    metrics::rejected(&app, denied.label());
                     tracing::warn!(app = %app, uri = %request.uri(), reason = denied.reason(), "outbound HTTP request refused");
                     return Err(denied.error());
                 }
             };
             tracing::debug!(app = %app, uri = %request.uri(), "outbound HTTP request");
-            send(request, &addrs, options).await
+            send(request, &addrs, options, permit).await
         })
     }
 }
 
 /// Sends `request` over a new HTTP/1.1 connection to the first of `addrs`
-/// that accepts one, with TLS for `https`.
+/// that accepts one, with TLS for `https`. The connection's `permit` goes
+/// with its I/O future, which ends when the connection closes (the response
+/// body read to its end or dropped) or is dropped with the response.
 async fn send(
     mut request: http::Request<WasiBody>,
     addrs: &[SocketAddr],
     options: Option<RequestOptions>,
+    permit: ConnectionPermit,
 ) -> Result<(http::Response<WasiBody>, IoFuture), Error> {
     let connect_timeout = options.and_then(|o| o.connect_timeout).unwrap_or(CONNECT_TIMEOUT);
     let first_byte_timeout = options.and_then(|o| o.first_byte_timeout).unwrap_or(READ_TIMEOUT);
@@ -410,6 +405,7 @@ async fn send(
         tokio::time::timeout(first_byte_timeout, head).await.map_err(|_| Error::ConnectionReadTimeout)??
     };
     let io_future: IoFuture = Box::new(async move {
+        let _permit = permit;
         match conn_result {
             Some(result) => result.map_err(Error::from),
             None => conn.await.map_err(Error::from),
@@ -560,32 +556,5 @@ mod tests {
         assert!(pattern.matches("a.b.example.com"));
         assert!(!pattern.matches("example.com"));
         assert!(!pattern.matches("badexample.com"));
-    }
-
-    #[test]
-    fn public_means_globally_routable() {
-        for ip in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {
-            assert!(is_public(ip.parse().unwrap()), "{ip}");
-        }
-        for ip in [
-            "127.0.0.1",
-            "10.0.0.1",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "255.255.255.255",
-            "224.0.0.1",
-            "::1",
-            "::",
-            "fe80::1",
-            "fc00::1",
-            "::ffff:10.0.0.1",
-            "64:ff9b::7f00:1",
-            "2001:db8::1",
-        ] {
-            assert!(!is_public(ip.parse().unwrap()), "{ip}");
-        }
     }
 }

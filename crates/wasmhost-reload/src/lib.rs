@@ -26,7 +26,7 @@ pub use notify::RecursiveMode;
 use notify::Watcher;
 use wasmhost_runtime::app::read_module;
 use wasmhost_runtime::metrics::METRICS;
-use wasmhost_runtime::{App, AppSpec, CompileCache};
+use wasmhost_runtime::{App, AppSpec, CompileCache, ConnectionBudget};
 use wasmtime::Engine;
 
 /// Quiet time after the last file event before a reload starts.
@@ -69,10 +69,16 @@ pub struct AppSlot {
 }
 
 impl AppSlot {
-    /// Loads the first version of the app described by `spec`.
-    pub async fn load(engine: &Engine, cache: &CompileCache, spec: AppSpec) -> Result<Arc<Self>> {
+    /// Loads the first version of the app described by `spec`; it and every
+    /// later version take their outbound connections from `connections`.
+    pub async fn load(
+        engine: &Engine,
+        cache: &CompileCache,
+        spec: AppSpec,
+        connections: ConnectionBudget,
+    ) -> Result<Arc<Self>> {
         let (bytes, _) = read_off_thread(&spec.module).await?;
-        let app = App::new(engine, cache, &spec, bytes).await?;
+        let app = App::new(engine, cache, &spec, bytes, connections).await?;
         Ok(Arc::new(Self {
             spec,
             engine: engine.clone(),
@@ -97,6 +103,11 @@ impl AppSlot {
     /// The module file the app is loaded from.
     pub fn path(&self) -> &Path {
         &self.spec.module
+    }
+
+    /// The outbound connection budget every version of the app shares.
+    pub fn connections(&self) -> ConnectionBudget {
+        self.current.load().connections().clone()
     }
 
     /// Reload counters.
@@ -142,7 +153,8 @@ impl AppSlot {
         if digest == self.current.load().digest() {
             return Ok(Reloaded::Unchanged);
         }
-        let app = App::new(&self.engine, &self.cache, &self.spec, bytes).await?;
+        let connections = self.connections();
+        let app = App::new(&self.engine, &self.cache, &self.spec, bytes, connections).await?;
         let digest = app.digest().to_owned();
         self.install(app);
         Ok(Reloaded::Swapped(digest))

@@ -29,6 +29,7 @@ use crate::host::{GuestEnv, HostState};
 use crate::limits::Limits;
 use crate::metrics::METRICS;
 use crate::pool::{InstancePool, Rejection};
+use wasmhost_outbound::ConnectionBudget;
 use wasmhost_platform::{CompiledSchema, ManifestExport, PlatformCtx, RouteTable, SchemaCache};
 
 /// Largest module file accepted, in bytes.
@@ -97,6 +98,7 @@ pub struct App {
     /// The routes the app declared, when it exports `wasmhost:platform/manifest`.
     routes: Option<RouteTable>,
     pool: InstancePool,
+    connections: ConnectionBudget,
 }
 
 /// How a guest call ended.
@@ -123,8 +125,16 @@ enum Failure {
 impl App {
     /// Compiles (or loads from `cache`) the component in `bytes` (read from
     /// `spec.module`), checks it against the `wasi:http/proxy` world, and
-    /// fills its pool, which instantiates it at least once.
-    pub async fn new(engine: &Engine, cache: &CompileCache, spec: &AppSpec, bytes: Vec<u8>) -> Result<Self> {
+    /// fills its pool, which instantiates it at least once. Its guests'
+    /// outbound connections count against `connections`, which the app's
+    /// other versions may share.
+    pub async fn new(
+        engine: &Engine,
+        cache: &CompileCache,
+        spec: &AppSpec,
+        bytes: Vec<u8>,
+        connections: ConnectionBudget,
+    ) -> Result<Self> {
         let (name, path) = (spec.name.as_str(), spec.module.as_path());
         let started = std::time::Instant::now();
         let compiled = {
@@ -157,7 +167,7 @@ impl App {
             .map_err(anyhow::Error::from)
             .with_context(|| format!("{} does not export wasi:http/incoming-handler", path.display()))?;
         let schemas = Arc::new(SchemaCache::default());
-        Self::with_component(Arc::from(name), compiled.digest, spec.clone(), pre, schemas).await
+        Self::with_component(Arc::from(name), compiled.digest, spec.clone(), pre, schemas, connections).await
     }
 
     async fn with_component(
@@ -166,10 +176,11 @@ impl App {
         spec: AppSpec,
         pre: ProxyPre<HostState>,
         schemas: Arc<SchemaCache>,
+        connections: ConnectionBudget,
     ) -> Result<Self> {
         let platform = PlatformCtx::new(name.clone(), schemas.clone());
-        let pool =
-            InstancePool::new(name.clone(), pre.clone(), spec.limits.clone(), spec.env.clone(), platform).await?;
+        let (limits, env) = (spec.limits.clone(), spec.env.clone());
+        let pool = InstancePool::new(name.clone(), pre.clone(), limits, env, platform, connections.clone()).await?;
         let routes = if let Some(manifest) = ManifestExport::new(pre.instance_pre())? {
             let (mut store, instance) = pool.spare_instance().await?;
             let routes = manifest.routes(&mut store, &instance).await?;
@@ -185,14 +196,21 @@ impl App {
         } else {
             None
         };
-        Ok(Self { name, digest, spec, pre, schemas, routes, pool })
+        Ok(Self { name, digest, spec, pre, schemas, routes, pool, connections })
     }
 
     /// A new version of the same component with a new pool: every instance
-    /// starts from the component's initial state again. No compilation.
+    /// starts from the component's initial state again. No compilation; the
+    /// outbound connection budget is shared with this version.
     pub async fn renew(&self) -> Result<Self> {
         let (name, digest, spec) = (self.name.clone(), self.digest.clone(), self.spec.clone());
-        Self::with_component(name, digest, spec, self.pre.clone(), self.schemas.clone()).await
+        let connections = self.connections.clone();
+        Self::with_component(name, digest, spec, self.pre.clone(), self.schemas.clone(), connections).await
+    }
+
+    /// The app's outbound connection budget (shared by its versions).
+    pub fn connections(&self) -> &ConnectionBudget {
+        &self.connections
     }
 
     /// The app's name, used in logs.

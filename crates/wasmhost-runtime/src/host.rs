@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 
-use wasmhost_outbound::{OutboundHooks, OutboundPolicy};
+use wasmhost_outbound::{InstanceBudget, OutboundHooks, OutboundPolicy};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -37,13 +37,15 @@ pub struct HostState {
 impl HostState {
     /// Fresh state for one instance of `app`, capped at `memory_limit`
     /// bytes, seeing what `env` grants, with the app's `platform` services,
-    /// printing within the app's `output` budget.
+    /// printing within the app's `output` budget, and holding at most as
+    /// many outbound connections as `connections` permits.
     pub fn new(
         app: &Arc<str>,
         memory_limit: usize,
         env: &GuestEnv,
         platform: PlatformCtx,
         output: &Arc<OutputBudget>,
+        connections: InstanceBudget,
     ) -> anyhow::Result<Self> {
         let request = RequestTag::default();
         let mut wasi = WasiCtx::builder();
@@ -60,7 +62,7 @@ impl HostState {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            hooks: OutboundHooks::new(app.clone(), env.outbound.clone()),
+            hooks: OutboundHooks::new(app.clone(), env.outbound.clone(), connections),
             platform,
             limiter: MemoryLimiter::new(memory_limit),
             deadline: Instant::now(),

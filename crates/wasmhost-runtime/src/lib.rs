@@ -34,4 +34,4 @@ pub use engine::{EngineOptions, EpochTicker};
 pub use host::GuestEnv;
 pub use limits::{Isolation, Limits};
 pub use pool::InstancePool;
-pub use wasmhost_outbound::OutboundPolicy;
+pub use wasmhost_outbound::{ConnectionBudget, OutboundPolicy};

@@ -45,6 +45,18 @@ pub struct Limits {
     /// Bytes per second the app's instances may write to stdout and stderr
     /// together (bursts of twice that); the rest is dropped and counted.
     pub guest_log_rate: u64,
+    /// Most outbound connections the app's guests hold open at once, over
+    /// all its instances (and its old and new versions during a reload).
+    /// The default, 64, is ample for an app whose requests call a few
+    /// services each (16 instances each fanning out to 4), and bounds what
+    /// one tenant can take of the file descriptors all tenants share: 16
+    /// apps at 64 use 1,024.
+    pub max_outbound_connections: usize,
+    /// Most outbound connections one instance holds open at once: one
+    /// request fanning out to 16 services in parallel fits, and a guest
+    /// stuck in a loop of requests it never waits for cannot take the whole
+    /// app's budget from the instances serving other requests.
+    pub max_outbound_connections_per_instance: usize,
 }
 
 impl Default for Limits {
@@ -61,6 +73,8 @@ impl Default for Limits {
             max_requests_per_instance: 10_000,
             max_body_size: 10 << 20,
             guest_log_rate: 1 << 20,
+            max_outbound_connections: 64,
+            max_outbound_connections_per_instance: 16,
         }
     }
 }

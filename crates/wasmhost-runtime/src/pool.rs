@@ -30,6 +30,7 @@ use crate::guest_log::OutputBudget;
 use crate::host::{GuestEnv, HostState};
 use crate::limits::{Isolation, Limits};
 use crate::metrics::METRICS;
+use wasmhost_outbound::ConnectionBudget;
 use wasmhost_platform::PlatformCtx;
 
 /// Why a request could not get an instance.
@@ -69,6 +70,8 @@ struct Shared {
     platform: PlatformCtx,
     /// The output budget of all the pool's instances.
     output: Arc<OutputBudget>,
+    /// The app's outbound connections, shared by its instances.
+    connections: ConnectionBudget,
     pre: ProxyPre<HostState>,
     limits: Limits,
     permits: Arc<Semaphore>,
@@ -89,7 +92,8 @@ pub struct Instance {
 }
 
 impl InstancePool {
-    /// Creates the pool and fills it with `min_instances` ready instances.
+    /// Creates the pool and fills it with `min_instances` ready instances,
+    /// each taking its outbound connections from `connections`.
     ///
     /// Fails if an instance cannot be created, which also proves the
     /// component instantiates under the app's limits.
@@ -99,6 +103,7 @@ impl InstancePool {
         limits: Limits,
         env: GuestEnv,
         platform: PlatformCtx,
+        connections: ConnectionBudget,
     ) -> Result<Self> {
         let output = OutputBudget::new(app.clone(), limits.guest_log_rate);
         let shared = Arc::new(Shared {
@@ -106,6 +111,7 @@ impl InstancePool {
             env,
             platform,
             output,
+            connections,
             pre,
             permits: Arc::new(Semaphore::new(limits.max_instances)),
             waiting: AtomicUsize::new(0),
@@ -202,8 +208,9 @@ impl Shared {
     /// A store under the app's limits, with `request_timeout` to run in.
     fn new_store(&self) -> Result<Store<HostState>> {
         let engine = self.pre.engine();
-        let state =
-            HostState::new(&self.app, self.limits.memory_limit, &self.env, self.platform.clone(), &self.output)?;
+        let connections = self.connections.instance(self.limits.max_outbound_connections_per_instance);
+        let (platform, output) = (self.platform.clone(), &self.output);
+        let state = HostState::new(&self.app, self.limits.memory_limit, &self.env, platform, output, connections)?;
         let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.limiter);
         store.epoch_deadline_callback(|ctx| {

@@ -8,6 +8,7 @@
 //! bytes), the request head is capped, and the number of open connections is
 //! bounded (further connections wait in the kernel's accept backlog).
 
+mod accept;
 mod access;
 mod admin;
 mod router;
@@ -29,6 +30,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use wasmhost_runtime::metrics::METRICS;
 
+use accept::Acceptor;
 pub use access::{AccessLogFormat, LoggedBody};
 pub use admin::{reload_all, serve_admin, AdminAccess, AdminState, ConfigReload};
 pub use router::{Route, Router};
@@ -88,6 +90,7 @@ pub async fn serve(
     let access_log = Arc::new(options.access_log.clone());
     let graceful = GracefulShutdown::new();
     let connections = Arc::new(Semaphore::new(options.max_connections));
+    let mut acceptor = Acceptor::new(listener, "http");
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -95,15 +98,7 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    // Typically EMFILE: back off instead of spinning.
-                    tracing::warn!("accept failed: {err}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            accepted = acceptor.accept() => accepted,
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
@@ -139,7 +134,7 @@ pub async fn serve(
         });
     }
 
-    drop(listener);
+    drop(acceptor);
     tracing::info!(open_connections = graceful.count(), "stopped accepting; draining");
     match tokio::time::timeout(options.drain_timeout, graceful.shutdown()).await {
         Ok(()) => tracing::info!("all connections drained"),
