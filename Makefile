@@ -9,10 +9,13 @@ ADDR      ?= 127.0.0.1:8080
 
 .PHONY: serve test build venv guests bench fuzz
 
-# Project-local venv with componentize-py (guest builds) and pytest (tests).
+# Project-local venv with componentize-py (guest builds), pytest (tests),
+# Flask (the flask-shop example run natively, tests/sdk) and h2 (the HTTP/2
+# client of tests/test_http2.py).
 $(VENV)/.installed: Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check componentize-py==$(CPY_VER) pytest kubernetes-validate==1.37.0
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check componentize-py==$(CPY_VER) pytest kubernetes-validate==1.37.0 \
+		flask==3.1.3 h2==4.4.1
 	touch $@
 
 venv: $(VENV)/.installed
