@@ -77,10 +77,26 @@ def fetch(server: Server, url: str, **headers: str) -> tuple[int, str]:
     return status, body.decode()
 
 
+def refusal_logged(server: Server, app: str, url: str, reason: str) -> None:
+    """Waits for the log line of a refused outbound request from `app` to
+    `url`, giving `reason`."""
+    server.wait_for_log(
+        rf"outbound HTTP request refused .*\bapp={re.escape(app)} uri={re.escape(url)} reason={re.escape(json.dumps(reason))}"
+    )
+
+
+def app_name(server: Server) -> str:
+    (app,) = json.loads(server.admin_request("GET", "/apps")[2])["apps"]
+    return app["name"]
+
+
 def test_nothing_is_reachable_by_default(make_server, upstream):
+    """A guest's request is refused when nothing is allowed, and the log
+    line says which app asked for what and why it was refused."""
     with make_server("outbound") as server:
-        assert fetch(server, f"http://127.0.0.1:{upstream.port}/x") == (502, "error=ErrorCode_HttpRequestDenied")
-        assert "outbound HTTP request refused" in server.wait_for_log("outbound HTTP request refused").group(0)
+        url = f"http://127.0.0.1:{upstream.port}/x"
+        assert fetch(server, url) == (502, "error=ErrorCode_HttpRequestDenied")
+        refusal_logged(server, app_name(server), url, "not in the app's allowed_outbound list")
 
 
 def test_a_listed_local_service_is_reachable(make_server, upstream):
@@ -103,6 +119,8 @@ def test_private_addresses_need_their_own_entry(make_server, upstream, host):
     with make_server("outbound", "--allow-outbound", "*") as server:
         url = f"http://{host}:{upstream.port}/"
         assert fetch(server, url) == (502, "error=ErrorCode_DestinationIpProhibited")
+        reason = "resolves only to private or loopback addresses that are not listed"
+        refusal_logged(server, app_name(server), url, reason)
     with make_server("outbound", "--allow-outbound", "localhost", "--allow-outbound", "127.0.0.0/8") as server:
         status, text = fetch(server, f"http://localhost:{upstream.port}/")
         assert status == 200 and text.startswith("status=200\nupstream host=localhost:"), text
@@ -133,6 +151,7 @@ strip_prefix = true
         status, _, body = server.request("GET", f"/a/fetch?url={url}")
         assert status == 200 and body.startswith(b"status=200"), body
         assert server.request("GET", f"/d/fetch?url={url}")[::2] == (502, b"error=ErrorCode_HttpRequestDenied")
+        refusal_logged(server, "denied", f"http://127.0.0.1:{upstream.port}/", "not in the app's allowed_outbound list")
 
 
 

@@ -174,10 +174,12 @@ impl InstancePool {
     }
 
     /// Drops every ready instance and stops refilling: the pool is being
-    /// replaced.
+    /// replaced. Each one counts as retired (`replaced`), as the busy ones
+    /// will when their requests end.
     pub fn retire_idle(&self) {
         self.shared.retired.store(true, Ordering::Release);
-        let idle = self.shared.ready.lock().map(|mut ready| std::mem::take(&mut *ready));
+        let idle = self.shared.ready.lock().map(|mut ready| std::mem::take(&mut *ready)).unwrap_or_default();
+        METRICS.retired.with_label_values(&[&*self.shared.app, Retirement::Replaced.label()]).inc_by(idle.len() as u64);
         drop(idle);
     }
 
