@@ -10,11 +10,13 @@ ADDR      ?= 127.0.0.1:8080
 
 .PHONY: serve test build wheel venv guests bench fuzz
 
-# Project-local venv with componentize-py (guest builds), pytest (tests) and
-# maturin (the wheel).
+# Project-local venv with componentize-py (guest builds), pytest (tests),
+# maturin (the wheel), Flask (the flask-shop example run natively, tests/sdk)
+# and h2 (the HTTP/2 client of tests/test_http2.py).
 $(VENV)/.installed: Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check componentize-py==$(CPY_VER) pytest kubernetes-validate==1.37.0 maturin==$(MATURIN_VER)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check componentize-py==$(CPY_VER) pytest kubernetes-validate==1.37.0 \
+		maturin==$(MATURIN_VER) flask==3.1.3 h2==4.4.1
 	touch $@
 
 venv: $(VENV)/.installed

@@ -4,32 +4,10 @@ metrics that add up to what the server actually did."""
 from __future__ import annotations
 
 import json
-import re
 import signal
 import time
 
-from wasmhost_testing import BackgroundRequest
-
-SAMPLE = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$')
-LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-
-
-def parse_metrics(text: str) -> dict[tuple[str, frozenset], float]:
-    """Prometheus text format → {(name, labels): value}; fails on a line
-    that is neither a comment nor a sample."""
-    samples = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        match = SAMPLE.match(line)
-        assert match, f"not a Prometheus sample: {line!r}"
-        labels = frozenset(LABEL.findall(match["labels"] or ""))
-        samples[(match["name"], labels)] = float(match["value"])
-    return samples
-
-
-def value(samples, name: str, **labels) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
+from wasmhost_testing import BackgroundRequest, metric_value as value, parse_metrics
 
 
 def test_health_readiness_and_apps(make_server):
@@ -48,7 +26,7 @@ def test_health_readiness_and_apps(make_server):
 def test_readiness_turns_false_while_draining(make_server):
     with make_server("faults", "--drain-timeout", "10s") as server:
         slow = BackgroundRequest(server, "GET", "/sleep?ms=2000")
-        time.sleep(0.3)
+        server.wait_for_busy(1)
         server.send_signal(signal.SIGTERM)
         server.wait_for_log("stopped accepting", timeout=5)
         status, _, body = server.admin_request("GET", "/readyz")

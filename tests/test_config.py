@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from wasmhost_testing import ROOT, SHARED_CACHE_DIR, Server
+from wasmhost_testing import ROOT, SHARED_CACHE_DIR, Server, dies_with_parent
 
 
 def write_config(path: Path, guests: dict[str, Path], extra: str = "") -> Path:
@@ -127,15 +127,20 @@ def flooded_round(server: Server) -> tuple[float, float]:
     """One unloaded p99 of `hello`, then one while `faults` is flooded."""
     unloaded = p99(server, "/", 300)
     flood = subprocess.Popen(
-        [sys.executable, "-c", FLOOD, str(server.port), f"/faults/sleep?ms={int(FLOOD_SLEEP * 1000)}", str(FLOOD_SECONDS)],
+        dies_with_parent(
+            [sys.executable, "-c", FLOOD, str(server.port), f"/faults/sleep?ms={int(FLOOD_SLEEP * 1000)}", str(FLOOD_SECONDS)]
+        ),
         stdout=subprocess.PIPE, text=True,
     )
     try:
         time.sleep(1)
         loaded = p99(server, "/", 300)
         assert flood.poll() is None, "the flood ended before the loaded measurement did"
-    finally:
         out, _ = flood.communicate(timeout=30)
+    finally:
+        if flood.poll() is None:
+            flood.kill()
+            flood.communicate(timeout=10)
     counts = dict(item.split("=") for item in out.split())
     assert "503" in counts, f"the flooded tenant was saturated (its queue overflowed): {out}"
     assert set(counts) <= {"200", "503"}, out
@@ -150,8 +155,8 @@ def flooded_round(server: Server) -> tuple[float, float]:
 def test_a_flooded_tenant_does_not_starve_another(tenants):
     """Tenant `faults` is flooded far past its one instance and short queue
     (its guest sleeps 200 ms per request) by 16 clients in another process;
-    tenant `hello` sees no errors and its p99 stays within 2x of unloaded
-    (+1 ms for timer and scheduler granularity).
+    tenant `hello` sees no errors and its p99 stays within 2x of unloaded,
+    the bound README.md states.
 
     A p99 of 300 requests is the third-slowest one, so on a 2-core machine
     shared with the clients one preemption by another process can decide it.
@@ -163,7 +168,7 @@ def test_a_flooded_tenant_does_not_starve_another(tenants):
     for _ in range(ROUNDS):
         unloaded, loaded = flooded_round(tenants)
         rounds.append(f"{unloaded * 1000:.2f} -> {loaded * 1000:.2f} ms")
-        if loaded <= 2 * unloaded + 0.001:
+        if loaded <= 2 * unloaded:
             return
     pytest.fail(f"p99 of hello (unloaded -> loaded) exceeded 2x in every round: {'; '.join(rounds)}")
 

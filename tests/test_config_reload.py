@@ -33,17 +33,28 @@ def config(tmp_path) -> Path:
     return tmp_path / "wasmhost.toml"
 
 
+def count(server: Server, path: str) -> int:
+    """The request counter of the `hello` instance that serves `path`."""
+    status, body = get(server, path)
+    assert status == 200, body
+    return int(body.decode().removeprefix("count="))
+
+
 def test_apps_are_added_changed_moved_and_removed(wasmhost_bin, guests, config):
-    config.write_text(app_table("hello", guests["hello"], "/h") + app_table("v", guests["version"], "/v"))
+    # `hello` has one instance, so its request counter shows whether the
+    # instance that served before a reload still serves after it.
+    one = "max_instances = 1"
+    config.write_text(app_table("hello", guests["hello"], "/h", one) + app_table("v", guests["version"], "/v"))
     with Server(wasmhost_bin, "", ["--no-watch"], subcommand="serve", config=config) as server:
         assert get(server, "/v/") == (200, b"version=1")
-        hello_before = get(server, "/h/")
-        assert hello_before[0] == 200
+        assert get(server, "/h/") == (200, b"hello from wasmhost\n")
+        hello_before = count(server, "/h/count")
+        assert hello_before == 2
 
         # Add `faults`, move `hello` to /hello, give `v` an env var (a
         # change: it is reloaded), and drop nothing yet.
         config.write_text(
-            app_table("hello", guests["hello"], "/hello")
+            app_table("hello", guests["hello"], "/hello", one)
             + app_table("v", guests["version"], "/v", 'env = { X = "1" }')
             + app_table("faults", guests["faults"], "/f")
         )
@@ -52,12 +63,12 @@ def test_apps_are_added_changed_moved_and_removed(wasmhost_bin, guests, config):
         changes = report["config"]["changes"]
         assert changes == {"added": ["faults"], "changed": ["v"], "removed": [], "kept": ["hello"]}, report
         assert get(server, "/f/ok") == (200, b"ok")
-        assert get(server, "/hello/") == hello_before
+        assert count(server, "/hello/count") == hello_before + 1, "the kept app lost its warm instance"
         assert get(server, "/h/")[0] == 404
         assert get(server, "/v/") == (200, b"version=1")
 
         # Remove `faults`.
-        config.write_text(app_table("hello", guests["hello"], "/hello") + app_table("v", guests["version"], "/v"))
+        config.write_text(app_table("hello", guests["hello"], "/hello", one) + app_table("v", guests["version"], "/v"))
         status, report = reload(server)
         assert status == 200 and report["config"]["changes"]["removed"] == ["faults"], report
         assert get(server, "/f/ok")[0] == 404

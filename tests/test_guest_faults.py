@@ -126,7 +126,9 @@ GUEST_WRITE_LEAK = (
     [
         pytest.param("host", id="host-memory"),
         pytest.param(
-            "process", id="process-rss", marks=pytest.mark.xfail(strict=True, reason=GUEST_WRITE_LEAK)
+            "process",
+            id="process-rss",
+            marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=GUEST_WRITE_LEAK),
         ),
     ],
 )
@@ -185,7 +187,9 @@ def test_runaway_guests_time_out_without_blocking_others(make_server, path):
     args = ["--max-instances", str(runaways + 1), "--request-timeout", "1s"]
     with make_server("faults", *args) as server:
         running = [BackgroundRequest(server, "GET", path, timeout=30) for _ in range(runaways)]
-        time.sleep(0.3)  # let the guests start
+        # Every runaway must be running before /ok is sent, or /ok would
+        # prove nothing: a late start fails here instead.
+        server.wait_for_busy(runaways)
         elapsed, status, _, body = server.timed_request("GET", "/ok", timeout=10)
         assert (status, body) == (200, b"ok")
         assert elapsed < 1.0, f"/ok took {elapsed:.2f} s while {runaways} guests ran away"

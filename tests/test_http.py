@@ -6,7 +6,9 @@ one instance, 8 KiB head limit); the header timeout and body size tests
 have servers of their own.
 """
 
+import json
 import re
+import time
 
 import pytest
 
@@ -100,6 +102,54 @@ def test_guest_output_logged_with_request_id(hello_server):
             rf'wasmhost::guest: {marker}\b.*\brequest_id={request_id}\b.*\bstream="{stream}"'
         )
     assert "guest-stdout-marker" not in hello_server.stdout(), "guest stdout leaked to the host's stdout"
+
+
+@pytest.mark.parametrize("sent_id", ["client-id.7:x_y", None], ids=["client-id", "generated-id"])
+def test_request_id_reaches_the_guest(hello_server, sent_id):
+    """The guest receives the request's id as `x-request-id`: the client's
+    when it sent a sane one, else the generated one the response carries."""
+    headers = {"x-request-id": sent_id} if sent_id else {}
+    status, response_headers, body = hello_server.request("GET", "/request-id", headers=headers)
+    assert status == 200, body
+    assert body.decode() == response_headers["x-request-id"]
+    if sent_id:
+        assert body.decode() == sent_id
+
+
+def test_guest_sees_the_env_flags_and_nothing_else_of_the_host(make_server):
+    """`--env NAME=VALUE` sets the guest's environment, values with `=` and
+    empty values included, and that is all it holds: the server's own
+    environment (here with a marker variable, and PATH, HOME...) never
+    reaches the guest."""
+    flags = ["--env", "APP_MODE=test", "--env", "DSN=a=b;c=d", "--env", "EMPTY="]
+    with make_server("hello", *flags, extra_env={"WASMHOST_TEST_HOST_SECRET": "must-not-leak"}) as server:
+        status, _, body = server.request("GET", "/env")
+    assert status == 200, body
+    assert json.loads(body) == {"APP_MODE": "test", "DSN": "a=b;c=d", "EMPTY": ""}
+
+
+def test_slow_small_body_gets_408_within_the_request_timeout(faults_server):
+    """A body that declares at most 1 MiB is read by the host before the
+    request takes an instance; one that stalls (10 of 100 bytes, then
+    nothing) gets `408` once --request-timeout (1 s) is up, and the guest
+    never sees the request."""
+    before = faults_count(faults_server)
+    head = request_head("POST", "/count", {"content-length": "100"})
+    with faults_server.open_raw(timeout=10) as sock:
+        started = time.monotonic()
+        sock.sendall(head + b"0123456789")
+        response = read_response(sock, timeout=10)
+        elapsed = time.monotonic() - started
+    assert response.status == 408, response
+    assert 0.9 <= elapsed <= 2.0, f"408 after {elapsed:.2f} s, expected about 1 s"
+    assert faults_count(faults_server) == before + 1, "the stalled request reached the guest"
+
+
+def faults_count(server) -> int:
+    """The counter of the `faults` instance serving `/count` (counts itself)."""
+    status, _, body = server.request("GET", "/count")
+    assert status == 200, body
+    return int(body.decode().removeprefix("count="))
 
 
 # -- request head limits ----------------------------------------------------

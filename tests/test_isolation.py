@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from wasmhost_testing import Server
+from wasmhost_testing import Server, metric_value
 
 PRISTINE = {"count": 1, "global": None, "env": None, "buffer": [0], "hoard_mib": 0, "hoard_bytes": []}
 """`/state` of an instance that served no request before it (its own
@@ -204,13 +204,62 @@ def test_reuse_state_reset_after_fault(make_server, data_dir, kind, status):
         assert state(server) == PRISTINE, f"state survived a {kind} fault"
 
 
+def retired(server: Server, reason: str) -> float:
+    """`wasmhost_instances_retired_total` of the server's one app for `reason`."""
+    (app,) = json.loads(server.admin_request("GET", "/apps")[2])["apps"]
+    return metric_value(server.metrics(), "wasmhost_instances_retired_total", app=app["name"], reason=reason)
+
+
 def test_reuse_state_reset_after_memory_recycle(make_server, data_dir):
     """An instance whose memory grew past --recycle-memory (32 MiB) is
-    retired after the request that grew it: the 48 MiB it kept is gone, and
-    so is the rest of its state. A smaller allocation (8 MiB) keeps the
-    instance, as a control."""
+    retired after the request that grew it (which is answered normally):
+    the 48 MiB it kept is gone, and so is the rest of its state, and the
+    metrics say why. A smaller allocation (8 MiB) keeps the instance, as a
+    control."""
     with state_server(make_server, data_dir, "reuse", "--recycle-memory", "32MiB") as server:
         carried = dirty(server, mib=8)
         assert state(server) == carried, "an instance under --recycle-memory was retired"
+        assert retired(server, "memory") == 0
         assert get_json(server, "/hoard?mb=48") == {"ok": True}
         assert state(server) == PRISTINE, "an instance past --recycle-memory kept serving"
+        assert retired(server, "memory") == 1
+
+
+QUOTA = 100
+"""--max-requests-per-instance in the quota test: instances retire after
+90 to 110 requests (±10%)."""
+
+
+def test_reuse_instance_retired_after_its_request_quota(make_server):
+    """An instance is retired after about --max-requests-per-instance
+    requests (100 here), with ±10% jitter so that instances started together
+    do not all retire together: with one instance, its request counter
+    climbs 1, 2, ... to somewhere in 90..110 and starts again at 1 on a new
+    instance, four times over, and not always at the same count (all four
+    equal has a chance of 1 in 21³ ≈ 10⁻⁴ with the jitter; it is certain
+    without). The metrics count each retirement as `request_quota`."""
+    args = ["--max-instances", "1", "--max-requests-per-instance", str(QUOTA)]
+    with make_server("hello", *args) as server:
+        lifetimes: list[int] = []
+        previous = 0
+        conn = server.connection(timeout=10)
+        try:
+            for _ in range(5 * QUOTA):
+                conn.request("GET", "/count")
+                response = conn.getresponse()
+                body = response.read()
+                assert response.status == 200, body
+                current = int(body.decode().removeprefix("count="))
+                if current == 1 and previous:
+                    lifetimes.append(previous)
+                    if len(lifetimes) == 4:
+                        break
+                else:
+                    assert current == previous + 1, f"count {current} after {previous}: an unexpected new instance"
+                previous = current
+        finally:
+            conn.close()
+        assert len(lifetimes) == 4, f"instances served {lifetimes} requests, then {previous} without retiring"
+        assert all(QUOTA * 0.9 <= served <= QUOTA * 1.1 for served in lifetimes), lifetimes
+        assert len(set(lifetimes)) > 1, f"every instance retired after exactly {lifetimes[0]} requests: no jitter"
+        assert retired(server, "request_quota") == 4

@@ -59,8 +59,10 @@ def test_hostile_documents_are_errors_not_traps(server, document, kind):
 
 @pytest.mark.parametrize("number", ["1e400", "-1e400", "1" * 400, "0." + "1" * 400])
 def test_huge_numbers_never_crash(server, number):
+    """`check` never interprets numbers (docs: they are copied as written),
+    so numbers beyond f64 are well-formed JSON."""
     result = call(server, "/json/check", f"[{number}]")
-    assert set(result) >= {"ok"}
+    assert result == {"ok": True}
     assert call(server, "/json/check", "[]") == {"ok": True}
 
 
@@ -116,9 +118,11 @@ def test_catastrophic_regex_finishes(server):
     started = time.monotonic()
     result = call(server, "/schema/validate/evil-regex", json.dumps("a" * 5000 + "!"))
     assert len(result["errors"]) == 1, result
-    # A backtracking engine would take longer than the universe; the 10 s
-    # request timeout would turn that into a 504, not a 200.
-    assert time.monotonic() - started < 10
+    # A backtracking engine would take longer than the universe; the linear
+    # one takes milliseconds. (The 10 s request timeout would turn a
+    # backtracking run into a 504, so that is no bound to test against.)
+    elapsed = time.monotonic() - started
+    assert elapsed < 1, f"validation took {elapsed:.2f} s"
 
 
 ORDER_OK = '{"sku": "ABC-123", "qty": 2}'
@@ -156,21 +160,28 @@ def test_invalid_bodies_never_wait_for_an_instance(server):
     """With the only instance busy for 3 s, an invalid order is refused at
     once: it never queues for an instance."""
     slow = BackgroundRequest(server, "GET", "/slow?ms=3000")
-    time.sleep(0.5)
-    assert not slow.done()
+    server.wait_for_busy(1)
     started = time.monotonic()
     status, _, _ = server.request("POST", "/orders", body=b'{"qty": "x"}', headers=JSON)
     elapsed = time.monotonic() - started
     assert status == 422 and elapsed < 1.5, elapsed
+    assert not slow.done(), "the slow request ended before the invalid one was sent"
     assert slow.join(10)[0] == 200
 
 
 def test_unhandled_exception_is_a_500_from_the_sdk(server):
-    status, _, body = server.request("GET", "/boom")
+    """The SDK answers an exception with its own `application/problem+json`
+    500 (not the host's, which would mean the guest trapped) and the
+    instance, with its state, keeps serving."""
+    assert server.request("POST", "/orders", body=ORDER_OK.encode(), headers=JSON)[0] == 201
+    before = reached(server)
+    status, headers, body = server.request("GET", "/boom")
     assert status == 500
+    assert headers["content-type"] == "application/problem+json", (headers, body)
+    assert json.loads(body)["status"] == 500, body
     assert b"boom" not in body, "the traceback goes to the log, not the client"
     assert server.wait_for_log(r"boom: an unhandled exception", timeout=5)
-    assert reached(server) >= 0, "the instance keeps serving"
+    assert reached(server) == before, "the instance (and its count of orders) did not survive"
 
 
 # wasmhost:platform/exchange: the SDK reads request heads and bodies and

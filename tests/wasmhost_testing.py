@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -37,8 +38,27 @@ STOP_TIMEOUT = 30.0
 KIB = 1024
 MIB = 1024 * KIB
 
+_SAMPLE = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$')
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
 _LISTENING = re.compile(r"listening on http://127\.0\.0\.1:(\d+)")
 _ADMIN = re.compile(r"admin API on http://[0-9.]+:(\d+)")
+
+
+def dies_with_parent(command: list[str]) -> list[str]:
+    """`command` run so that the kernel kills it (SIGKILL) when the process
+    that started it dies, however it dies: a server or client left behind by
+    a pytest that was killed or crashed cannot outlive it.
+
+    `setpriv --pdeathsig` (util-linux) sets the parent-death signal and
+    execs the command, so the child keeps its pid. The signal follows the
+    *thread* that started the child: start children from the main thread
+    (as fixtures and tests do), not from a thread that ends before them.
+    """
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        raise AssertionError("setpriv (util-linux) is needed to tie test servers to the test run")
+    return [setpriv, "--pdeathsig", "KILL", "--", *command]
 
 
 def unique_id(label: str) -> str:
@@ -104,11 +124,14 @@ class Server:
 
     ``with Server(binary, app, ["--max-instances", "1"]) as server:`` starts
     the binary bound to 127.0.0.1 on an ephemeral port, with the shared
-    compile cache unless `cache_dir` says otherwise and the test's
-    environment unless `env` gives another, and waits for its listening
-    line. Leaving the block sends SIGTERM and fails unless the process
-    exits with status 0 within `STOP_TIMEOUT` seconds (it is killed with
-    SIGKILL if it does not exit at all).
+    compile cache unless `cache_dir` says otherwise, the test run's
+    environment (or `env` instead) with `extra_env` added, and at most
+    `max_open_files` descriptors when given, and waits for its listening
+    line. Leaving the block sends SIGTERM and fails unless the process exits
+    with status 0 within `STOP_TIMEOUT` seconds (it is killed with SIGKILL if
+    it does not exit at all), unless the test waited for the exit itself
+    (`wait_exit`) and so checks the status. The process dies with the test
+    run (`dies_with_parent`).
     """
 
     def __init__(
@@ -124,15 +147,19 @@ class Server:
         config: Path | None = None,
         admin_addr: str = "127.0.0.1:0",
         env: Mapping[str, str] | None = None,
+        extra_env: Mapping[str, str] | None = None,
+        max_open_files: int | None = None,
     ) -> None:
         self.subcommand = subcommand
         self.admin_addr = admin_addr
         self.env = env
+        self.max_open_files = max_open_files
         self.binary = Path(binary)
         self.app = app
         self.cwd = cwd
         self.config = config
         self.args = list(args)
+        self.extra_env = dict(extra_env or {})
         self.cache_dir = cache_dir
         self.start_timeout = start_timeout
         self.port: int | None = None
@@ -141,6 +168,7 @@ class Server:
         self._stderr: _StreamCollector | None = None
         self._stdout: _StreamCollector | None = None
         self._signalled = False
+        self._exit_awaited = False
         self._memory_pool: tuple[int, int] | None = None
 
     # -- lifecycle ---------------------------------------------------------
@@ -157,8 +185,9 @@ class Server:
         """Starts the process and waits until it listens."""
         base = os.environ if self.env is None else self.env
         env = {k: v for k, v in base.items() if k not in ("WASMHOST_LOG", "WASMHOST_CACHE_DIR")}
+        env.update(self.extra_env)
         self.proc = subprocess.Popen(
-            self.command(),
+            dies_with_parent(self.command()),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -167,6 +196,7 @@ class Server:
             # Keep a Ctrl-C aimed at pytest away from the servers: the tests
             # decide which signal each server gets.
             start_new_session=True,
+            preexec_fn=self._limit_open_files if self.max_open_files is not None else None,
         )
         self._stderr = _StreamCollector(self.proc.stderr, f"wasmhost-{self.proc.pid}-stderr")
         self._stdout = _StreamCollector(self.proc.stdout, f"wasmhost-{self.proc.pid}-stdout")
@@ -186,6 +216,12 @@ class Server:
         self._memory_pool = linear_memory_pool(self.pid)
         return self
 
+    def _limit_open_files(self) -> None:
+        """In the child before exec: RLIMIT_NOFILE to `max_open_files`."""
+        import resource  # noqa: PLC0415 (only where a test asks for it)
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.max_open_files, self.max_open_files))
+
     def send_signal(self, sig: int) -> None:
         """Sends `sig` to the server process."""
         assert self.proc is not None, "server not started"
@@ -194,8 +230,13 @@ class Server:
             self._signalled = True
 
     def wait_exit(self, timeout: float = STOP_TIMEOUT) -> int:
-        """Waits for the process to exit and returns its status; kills it and
-        fails if it is still running after `timeout` seconds."""
+        """Waits for the process to exit and returns its status, which the
+        caller checks (`stop` then no longer requires 0); kills it and fails
+        if it is still running after `timeout` seconds."""
+        self._exit_awaited = True
+        return self._wait(timeout)
+
+    def _wait(self, timeout: float) -> int:
         assert self.proc is not None, "server not started"
         try:
             status = self.proc.wait(timeout)
@@ -216,8 +257,8 @@ class Server:
             return
         if self.proc.poll() is None and not self._signalled:
             self.send_signal(sig)
-        status = self.wait_exit(timeout)
-        if status != 0:
+        status = self._wait(timeout)
+        if status != 0 and not self._exit_awaited:
             raise ServerError(f"wasmhost exited with status {status}, expected 0\n{self.log()}")
 
     def _kill(self) -> None:
@@ -351,10 +392,49 @@ class Server:
         finally:
             conn.close()
 
+    def metrics(self) -> dict[tuple[str, frozenset], float]:
+        """The admin listener's Prometheus metrics (see `parse_metrics`)."""
+        status, _, body = self.admin_request("GET", "/metrics")
+        assert status == 200, body
+        return parse_metrics(body.decode())
+
+    def busy_instances(self) -> int:
+        """Instances busy with a request right now, over all apps."""
+        return int(sum(value for (name, labels), value in self.metrics().items()
+                       if name == "wasmhost_instances" and ("state", "busy") in labels))
+
+    def wait_for_busy(self, count: int, timeout: float = 10.0) -> None:
+        """Waits until exactly `count` instances are busy (requests sent in
+        the background have reached their guests); fails after `timeout` s."""
+        deadline = time.monotonic() + timeout
+        while (busy := self.busy_instances()) != count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{busy} instances busy after {timeout} s, expected {count}")
+            time.sleep(0.01)
+
     def open_raw(self, timeout: float = 10.0) -> socket.socket:
         """A raw TCP connection to the server."""
         assert self.port is not None, "server not started"
         return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+
+
+def parse_metrics(text: str) -> dict[tuple[str, frozenset], float]:
+    """Prometheus text format → {(name, labels): value}; fails on a line
+    that is neither a comment nor a sample."""
+    samples = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        match = _SAMPLE.match(line)
+        assert match, f"not a Prometheus sample: {line!r}"
+        labels = frozenset(_LABEL.findall(match["labels"] or ""))
+        samples[(match["name"], labels)] = float(match["value"])
+    return samples
+
+
+def metric_value(samples: dict[tuple[str, frozenset], float], name: str, **labels: str) -> float:
+    """The sample `name` with exactly `labels` (0 when absent)."""
+    return samples.get((name, frozenset(labels.items())), 0.0)
 
 
 @dataclass

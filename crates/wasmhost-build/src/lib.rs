@@ -14,7 +14,6 @@
 
 mod requirements;
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{bail, Context, Result};
 use include_dir::{include_dir, Dir};
 use sha2::{Digest, Sha256};
+use wasmhost_spec::Interface;
 
 use crate::requirements::Requirements;
 
@@ -44,34 +44,6 @@ const WORLD: &str = "app";
 static WIT: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../../wit");
 /// The Python SDK (`guests/python/wasmhost`), shipped inside the binary.
 static SDK: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../../guests/python/wasmhost");
-
-/// How the app's target object is served.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Interface {
-    /// A `wasmhost.App`, or a module defining its own `IncomingHandler`.
-    Auto,
-    /// A `wasmhost.App`.
-    Sdk,
-    /// A WSGI callable, such as a Flask app.
-    Wsgi,
-}
-
-impl Interface {
-    /// The name the SDK's entry point takes.
-    fn as_str(self) -> &'static str {
-        match self {
-            Interface::Auto => "auto",
-            Interface::Sdk => "sdk",
-            Interface::Wsgi => "wsgi",
-        }
-    }
-}
-
-impl fmt::Display for Interface {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// What to build: an app directory and the object in it to serve.
 #[derive(Clone, Debug)]

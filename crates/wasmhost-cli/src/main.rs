@@ -5,25 +5,23 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
-use bytesize::ByteSize;
 use clap::{Parser, Subcommand, ValueEnum};
 mod tenants;
 
-use wasmhost_build::{Build, BuildRequest, Interface};
+use wasmhost_build::{Build, BuildRequest};
 use wasmhost_config::{AppSource, Config, ServerConfig};
 use wasmhost_runtime::engine::build_engine;
 use wasmhost_runtime::metrics::METRICS;
-use wasmhost_runtime::{
-    AppSpec, CompileCache, EngineOptions, Runtime, EpochTicker, GuestEnv, Isolation, Limits, OutboundPolicy,
-};
-use wasmhost_server::{
-    reload_all, serve_admin, AccessLogFormat, AdminAccess, AdminState, ConfigReload, Route, Router, ServerOptions,
+use wasmhost_runtime::{CompileCache, EngineOptions, EpochTicker, Runtime};
+use wasmhost_server::{reload_all, serve_admin, AdminAccess, AdminState, ConfigReload, Router};
+use wasmhost_spec::{
+    AppSpec, GuestEnv, Interface, LimitSettings, Mount, OutboundPolicy, ServerOptions, ServerSettings, DEFAULT_ADDR,
+    DEFAULT_ADMIN_ADDR,
 };
 
-use crate::tenants::{Capacity, Tenants};
+use crate::tenants::{AppPlan, Capacity, Mode, Tenants};
 
 #[derive(Parser)]
 #[command(name = "wasmhost", version, about = "Serve wasi:http WebAssembly components")]
@@ -43,35 +41,14 @@ enum Command {
     Build(BuildArgs),
 }
 
-/// How a Python app's target is served, as spelled on the command line.
-#[derive(Clone, Copy, ValueEnum)]
-enum InterfaceArg {
-    /// A `wasmhost.App`, or a module defining its own `IncomingHandler`.
-    Auto,
-    /// A `wasmhost.App` (the Python SDK).
-    Sdk,
-    /// A WSGI callable, e.g. a Flask app.
-    Wsgi,
-}
-
-impl From<InterfaceArg> for Interface {
-    fn from(arg: InterfaceArg) -> Self {
-        match arg {
-            InterfaceArg::Auto => Interface::Auto,
-            InterfaceArg::Sdk => Interface::Sdk,
-            InterfaceArg::Wsgi => Interface::Wsgi,
-        }
-    }
-}
-
 /// Which Python app to build, shared by `serve`, `dev` and `build`.
 #[derive(clap::Args)]
 struct PythonArgs {
     /// How the app is served: `auto` finds a `wasmhost.App` named by the
     /// target (or a module's own `IncomingHandler`); `wsgi` serves a WSGI
     /// callable such as a Flask app.
-    #[arg(long, value_enum, default_value = "auto")]
-    interface: InterfaceArg,
+    #[arg(long, value_enum, default_value_t = Interface::Auto)]
+    interface: Interface,
 }
 
 #[derive(clap::Args)]
@@ -87,15 +64,6 @@ struct BuildArgs {
     /// Directory of builds and compiled components [default: ~/.cache/wasmhost].
     #[arg(long, env = "WASMHOST_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
-}
-
-/// Instance sharing modes, as spelled on the command line.
-#[derive(Clone, Copy, ValueEnum)]
-enum IsolationArg {
-    /// Warm instances serve many requests each (state carries over).
-    Reuse,
-    /// Every request gets a never-used instance.
-    Fresh,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -142,10 +110,10 @@ struct DevArgs {
 #[derive(clap::Args)]
 struct ServeOptions {
     /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, default_value_t = DEFAULT_ADDR)]
     addr: SocketAddr,
     /// Address of the admin listener (/healthz, /readyz, /apps, POST /admin/reload).
-    #[arg(long, default_value = "127.0.0.1:9090")]
+    #[arg(long, default_value_t = DEFAULT_ADMIN_ADDR)]
     admin_addr: SocketAddr,
     /// Do not start the admin listener.
     #[arg(long)]
@@ -171,52 +139,10 @@ struct ServeOptions {
     /// nothing is allowed.
     #[arg(long = "allow-outbound", value_name = "URL")]
     allowed_outbound: Vec<String>,
-    /// `reuse`: warm instances serve many requests; `fresh`: one instance per request.
-    #[arg(long, value_enum, default_value = "reuse")]
-    isolation: IsolationArg,
-    /// Most instances busy at once (the app's concurrency).
-    #[arg(long, default_value_t = Limits::default().max_instances)]
-    max_instances: usize,
-    /// Instances kept ready ahead of demand.
-    #[arg(long, default_value_t = Limits::default().min_instances)]
-    min_instances: usize,
-    /// Most requests waiting for an instance; beyond it requests get 503.
-    #[arg(long, default_value_t = Limits::default().max_queue)]
-    max_queue: usize,
-    /// Longest a request waits for an instance before getting 503.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-    queue_timeout: Duration,
-    /// Longest a guest may run for one request (CPU and wall time); then 504.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-    request_timeout: Duration,
-    /// Linear memory an instance may hold, summed over its memories.
-    #[arg(long, default_value = "256MiB")]
-    memory_limit: ByteSize,
-    /// Retire an instance whose memory grew past this after its request.
-    #[arg(long, default_value = "128MiB")]
-    recycle_memory: ByteSize,
-    /// Retire an instance after about this many requests (±10%).
-    #[arg(long, default_value_t = Limits::default().max_requests_per_instance)]
-    max_requests_per_instance: u64,
-    /// Largest request body; larger ones get 413.
-    #[arg(long, default_value = "10MiB")]
-    max_body_size: ByteSize,
-    /// Bytes per second an app's instances may print to stdout/stderr
-    /// (bursts of twice that); the excess is dropped and counted.
-    #[arg(long, default_value = "1MiB")]
-    guest_log_rate: ByteSize,
-    /// Largest request head (request line and headers); larger ones get 431.
-    #[arg(long, default_value = "32KiB")]
-    max_header_size: ByteSize,
-    /// Time a client has to send its request head; idle connections close after it too.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    header_read_timeout: Duration,
-    /// Most client connections open at once; more wait in the accept backlog.
-    #[arg(long, default_value_t = ServerOptions::default().max_connections)]
-    max_connections: usize,
-    /// Longest wait for in-flight requests after SIGTERM or SIGINT.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-    drain_timeout: Duration,
+    #[command(flatten)]
+    limits: LimitSettings,
+    #[command(flatten)]
+    server: ServerSettings,
     /// Directory of compiled components [default: ~/.cache/wasmhost].
     #[arg(long, env = "WASMHOST_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
@@ -226,12 +152,6 @@ struct ServeOptions {
     /// Log format on stderr.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
-    /// Access log: `fields` (one structured event per request, JSON with
-    /// --log-format json), `off`, or a template such as
-    /// '{peer} "{method} {path}" {status} {bytes} {duration_ms}ms'. Fields:
-    /// time, app, method, path, status, duration_ms, bytes, end, request_id, peer.
-    #[arg(long, default_value = "fields")]
-    access_log: AccessLogFormat,
 }
 
 /// Runs the command; on failure prints the error and its causes (no
@@ -297,29 +217,10 @@ fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuar
     guard
 }
 
-/// How `serve` keeps an app current.
-enum Mode {
-    /// Reload on SIGHUP and POST /admin/reload only.
-    Serve,
-    /// Also reload when the module file changes.
-    ServeWatched,
-    /// `wasmhost dev`: the module is the dev loader; restart on changes in
-    /// the app's source directory, reinstall `deps` when its
-    /// `requirements.txt` changes.
-    Dev { src_dir: PathBuf, deps: wasmhost_dev::Deps },
-}
-
-impl Mode {
-    /// Whether something watches the app's files and reloads it.
-    fn watched(&self) -> bool {
-        !matches!(self, Mode::Serve)
-    }
-}
-
 /// `wasmhost build APP`: prints the component's path.
 async fn build(args: BuildArgs) -> Result<()> {
     let cache_dir = args.cache_dir.unwrap_or_else(CompileCache::default_dir);
-    let built = build_python(&args.app, args.python.interface.into(), &current_dir()?, cache_dir).await?;
+    let built = build_python(&args.app, args.python.interface, &current_dir()?, cache_dir).await?;
     let component = match args.output {
         Some(output) => {
             std::fs::copy(&built.component, &output).with_context(|| format!("cannot write {}", output.display()))?;
@@ -367,7 +268,7 @@ async fn serve(args: ServeArgs, explicit: &[&str]) -> Result<()> {
             plan.admin_addr = None;
         }
         if explicit.contains(&"access_log") {
-            plan.server.access_log = options.access_log;
+            plan.server.access_log = options.server.resolve()?.access_log;
         }
         if explicit.contains(&"admin_token_file") || explicit.contains(&"admin_hosts") {
             plan.admin_access = AdminAccess::new(options.admin_hosts, options.admin_token_file.as_deref())?;
@@ -381,7 +282,7 @@ async fn serve(args: ServeArgs, explicit: &[&str]) -> Result<()> {
         return run(Plan::single(&name, path, args.options, mode)?).await;
     }
     let cache_dir = args.options.cache_dir.clone().unwrap_or_else(CompileCache::default_dir);
-    let built = build_python(&app, args.python.interface.into(), &current_dir()?, cache_dir).await?;
+    let built = build_python(&app, args.python.interface, &current_dir()?, cache_dir).await?;
     let mut options = args.options;
     options.dirs.extend(built.guest_dirs());
     run(Plan::single(&app_name(&app), built.component, options, Mode::Serve)?).await
@@ -419,7 +320,7 @@ async fn dev(args: DevArgs) -> Result<()> {
             .await
             .context("the dependency install thread panicked")??
     };
-    let interface = Interface::from(args.python.interface);
+    let interface = args.python.interface;
     let mut options = args.options;
     options.dirs.push((src_dir.clone(), wasmhost_dev::GUEST_APP_DIR.to_owned()));
     options.dirs.push((deps.dir().to_owned(), wasmhost_dev::GUEST_DEPS_DIR.to_owned()));
@@ -435,7 +336,7 @@ struct Plan {
     admin_access: AdminAccess,
     server: ServerOptions,
     cache: CompileCache,
-    apps: Vec<PlannedApp>,
+    apps: Vec<AppPlan>,
     /// The config file the apps come from, for `serve --config`.
     config: Option<ConfigSource>,
 }
@@ -452,40 +353,12 @@ struct ConfigSource {
     watch: bool,
 }
 
-/// One app of a [`Plan`].
-struct PlannedApp {
-    spec: AppSpec,
-    route: Route,
-    mode: Mode,
-}
-
 impl Plan {
     /// The plan for one app named `name` running `module`, from the
     /// command-line flags.
     fn single(name: &str, module: PathBuf, args: ServeOptions, mode: Mode) -> Result<Self> {
-        let limits = Limits {
-            isolation: match args.isolation {
-                IsolationArg::Reuse => Isolation::Reuse,
-                IsolationArg::Fresh => Isolation::Fresh,
-            },
-            max_instances: args.max_instances.max(1),
-            min_instances: args.min_instances,
-            max_queue: args.max_queue,
-            queue_timeout: args.queue_timeout,
-            request_timeout: args.request_timeout,
-            memory_limit: to_usize(args.memory_limit, "--memory-limit")?,
-            recycle_memory: to_usize(args.recycle_memory, "--recycle-memory")?,
-            max_requests_per_instance: args.max_requests_per_instance,
-            max_body_size: args.max_body_size.as_u64(),
-            guest_log_rate: args.guest_log_rate.as_u64(),
-        };
-        let server = ServerOptions {
-            max_connections: args.max_connections.max(1),
-            header_read_timeout: args.header_read_timeout,
-            max_header_size: to_usize(args.max_header_size, "--max-header-size")?,
-            drain_timeout: args.drain_timeout,
-            access_log: args.access_log,
-        };
+        let limits = args.limits.resolve()?;
+        let server = args.server.resolve()?;
         let outbound = OutboundPolicy::new(&args.allowed_outbound).context("in --allow-outbound")?;
         let env = GuestEnv { vars: args.envs, dirs: args.dirs, outbound: Arc::new(outbound) };
         let spec = AppSpec { name: name.to_owned(), module, limits, env };
@@ -495,7 +368,7 @@ impl Plan {
             admin_access: AdminAccess::new(args.admin_hosts, args.admin_token_file.as_deref())?,
             server,
             cache: compile_cache(args.no_cache, args.cache_dir),
-            apps: vec![PlannedApp { spec, route: Route::default(), mode }],
+            apps: vec![AppPlan { spec, mount: Mount::default(), mode }],
             config: None,
         })
     }
@@ -524,7 +397,7 @@ impl Plan {
 }
 
 /// The apps of a config file, Python apps built (or found in the cache).
-async fn plan_apps(apps: Vec<wasmhost_config::AppConfig>, build_cache: &std::path::Path) -> Result<Vec<PlannedApp>> {
+async fn plan_apps(apps: Vec<wasmhost_config::AppConfig>, build_cache: &std::path::Path) -> Result<Vec<AppPlan>> {
     let mut planned = Vec::new();
     for app in apps {
         let mut env = app.env;
@@ -539,7 +412,7 @@ async fn plan_apps(apps: Vec<wasmhost_config::AppConfig>, build_cache: &std::pat
             }
         };
         let spec = AppSpec { name: app.name, module, limits: app.limits, env };
-        planned.push(PlannedApp { spec, route: app.route, mode });
+        planned.push(AppPlan { spec, mount: app.mount, mode });
     }
     Ok(planned)
 }
@@ -698,8 +571,4 @@ fn parse_env(value: &str) -> Result<(String, String), String> {
         Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
         _ => Err(format!("expected NAME=VALUE, got {value:?}")),
     }
-}
-
-fn to_usize(size: ByteSize, flag: &str) -> Result<usize> {
-    usize::try_from(size.as_u64()).with_context(|| format!("{flag} is too large for this machine"))
 }

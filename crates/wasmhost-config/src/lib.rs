@@ -26,13 +26,16 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use bytesize::ByteSize;
 use serde::{Deserialize, Deserializer};
-use wasmhost_build::Interface;
-use wasmhost_runtime::{GuestEnv, Isolation, Limits, OutboundPolicy};
-use wasmhost_server::{AccessLogFormat, Route, ServerOptions};
+use wasmhost_spec::{
+    AccessLogFormat, GuestEnv, Interface, Isolation, LimitSettings, Limits, Mount, OutboundPolicy, ServerOptions,
+    ServerSettings, DEFAULT_ADDR, DEFAULT_ADMIN_ADDR,
+};
+
+pub mod reload;
 
 /// A parsed, checked config file.
 #[derive(Debug)]
@@ -66,7 +69,7 @@ pub struct AppConfig {
     /// What to run.
     pub source: AppSource,
     /// Which requests it serves.
-    pub route: Route,
+    pub mount: Mount,
     /// Its limits.
     pub limits: Limits,
     /// Its guest's environment variables and directories.
@@ -113,13 +116,13 @@ struct ServerTable {
     admin_token_file: Option<PathBuf>,
     max_connections: Option<usize>,
     #[serde(default, deserialize_with = "duration")]
-    header_read_timeout: Option<Duration>,
+    header_read_timeout: Option<humantime::Duration>,
     #[serde(default, deserialize_with = "size")]
-    max_header_size: Option<u64>,
+    max_header_size: Option<ByteSize>,
     #[serde(default, deserialize_with = "duration")]
-    drain_timeout: Option<Duration>,
+    drain_timeout: Option<humantime::Duration>,
     #[serde(default, deserialize_with = "access_log")]
-    access_log: AccessLogFormat,
+    access_log: Option<AccessLogFormat>,
 }
 
 #[derive(Deserialize)]
@@ -128,29 +131,32 @@ struct AppTable {
     name: String,
     module: String,
     dir: Option<PathBuf>,
-    interface: Option<InterfaceName>,
+    interface: Option<Interface>,
     #[serde(default)]
     hosts: Vec<String>,
     prefix: Option<String>,
     #[serde(default)]
     strip_prefix: bool,
-    isolation: Option<IsolationName>,
+    // The limits: the fields of `LimitSettings`, which turns them into `Limits`.
+    isolation: Option<Isolation>,
     max_instances: Option<usize>,
     min_instances: Option<usize>,
     max_queue: Option<usize>,
     #[serde(default, deserialize_with = "duration")]
-    queue_timeout: Option<Duration>,
+    queue_timeout: Option<humantime::Duration>,
     #[serde(default, deserialize_with = "duration")]
-    request_timeout: Option<Duration>,
+    request_timeout: Option<humantime::Duration>,
     #[serde(default, deserialize_with = "size")]
-    memory_limit: Option<u64>,
+    memory_limit: Option<ByteSize>,
     #[serde(default, deserialize_with = "size")]
-    recycle_memory: Option<u64>,
+    recycle_memory: Option<ByteSize>,
     max_requests_per_instance: Option<u64>,
     #[serde(default, deserialize_with = "size")]
-    max_body_size: Option<u64>,
+    max_body_size: Option<ByteSize>,
     #[serde(default, deserialize_with = "size")]
-    guest_log_rate: Option<u64>,
+    guest_log_rate: Option<ByteSize>,
+    max_outbound_connections: Option<usize>,
+    max_outbound_connections_per_instance: Option<usize>,
     #[serde(default)]
     env: BTreeMap<String, String>,
     /// Guest path → host directory.
@@ -162,28 +168,13 @@ struct AppTable {
     allowed_outbound: OutboundPolicy,
 }
 
-#[derive(Deserialize, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
-enum InterfaceName {
-    Auto,
-    Sdk,
-    Wsgi,
-}
-
-#[derive(Deserialize, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
-enum IsolationName {
-    Reuse,
-    Fresh,
-}
-
 fn yes() -> bool {
     true
 }
 
-fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<humantime::Duration>, D::Error> {
     let text = String::deserialize(deserializer)?;
-    humantime::parse_duration(&text)
+    text.parse::<humantime::Duration>()
         .map(Some)
         .map_err(|err| serde::de::Error::custom(format!("{text:?} is not a duration like \"5s\" or \"250ms\": {err}")))
 }
@@ -193,14 +184,14 @@ fn outbound<'de, D: Deserializer<'de>>(deserializer: D) -> Result<OutboundPolicy
     OutboundPolicy::new(&entries).map_err(|err| serde::de::Error::custom(format!("{err:#}")))
 }
 
-fn access_log<'de, D: Deserializer<'de>>(deserializer: D) -> Result<AccessLogFormat, D::Error> {
-    String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
+fn access_log<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<AccessLogFormat>, D::Error> {
+    String::deserialize(deserializer)?.parse().map(Some).map_err(serde::de::Error::custom)
 }
 
-fn size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+fn size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<ByteSize>, D::Error> {
     let text = String::deserialize(deserializer)?;
-    text.parse::<bytesize::ByteSize>()
-        .map(|size| Some(size.as_u64()))
+    text.parse::<ByteSize>()
+        .map(Some)
         .map_err(|err| serde::de::Error::custom(format!("{text:?} is not a size like \"128MiB\": {err}")))
 }
 
@@ -217,7 +208,7 @@ impl Config {
         // toml's error says which line, column and key, and shows the line.
         let file: File = toml::from_str(text).map_err(|err| anyhow::anyhow!("{err}"))?;
         anyhow::ensure!(!file.app.is_empty(), "no apps: add at least one [[app]] table with `name` and `module`");
-        let server = ServerConfig::from_table(file.server, base);
+        let server = ServerConfig::from_table(file.server, base)?;
         let mut apps = Vec::new();
         for table in file.app {
             let name = table.name.clone();
@@ -232,24 +223,21 @@ impl Config {
 }
 
 impl ServerConfig {
-    fn from_table(table: ServerTable, base: &Path) -> Self {
-        let defaults = ServerOptions::default();
-        let admin_addr = table.admin_addr.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9090)));
-        Self {
-            addr: table.addr.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
-            admin_addr: (!table.no_admin).then_some(admin_addr),
+    fn from_table(table: ServerTable, base: &Path) -> Result<Self> {
+        let settings = ServerSettings {
+            max_connections: table.max_connections,
+            header_read_timeout: table.header_read_timeout,
+            max_header_size: table.max_header_size,
+            drain_timeout: table.drain_timeout,
+            access_log: table.access_log,
+        };
+        Ok(Self {
+            addr: table.addr.unwrap_or(DEFAULT_ADDR),
+            admin_addr: (!table.no_admin).then_some(table.admin_addr.unwrap_or(DEFAULT_ADMIN_ADDR)),
             admin_hosts: table.admin_hosts,
             admin_token_file: table.admin_token_file.map(|file| base.join(file)),
-            options: ServerOptions {
-                max_connections: table.max_connections.unwrap_or(defaults.max_connections).max(1),
-                header_read_timeout: table.header_read_timeout.unwrap_or(defaults.header_read_timeout),
-                max_header_size: table
-                    .max_header_size
-                    .map_or(defaults.max_header_size, |size| usize::try_from(size).unwrap_or(usize::MAX)),
-                drain_timeout: table.drain_timeout.unwrap_or(defaults.drain_timeout),
-                access_log: table.access_log,
-            },
-        }
+            options: settings.resolve().context("in [server]")?,
+        })
     }
 }
 
@@ -263,11 +251,7 @@ impl AppConfig {
             anyhow::ensure!(table.interface.is_none(), "`interface` applies to Python apps, not to {}", table.module);
             AppSource::Wasm(dir.join(&table.module))
         } else {
-            let interface = match table.interface.unwrap_or(InterfaceName::Auto) {
-                InterfaceName::Auto => Interface::Auto,
-                InterfaceName::Sdk => Interface::Sdk,
-                InterfaceName::Wsgi => Interface::Wsgi,
-            };
+            let interface = table.interface.unwrap_or_default();
             AppSource::Python { dir, target: table.module.clone(), interface }
         };
 
@@ -281,25 +265,22 @@ impl AppConfig {
             hosts.push(lower);
         }
 
-        let defaults = Limits::default();
-        let to_usize =
-            |size: Option<u64>, default: usize| size.map_or(default, |s| usize::try_from(s).unwrap_or(usize::MAX));
-        let limits = Limits {
-            isolation: match table.isolation {
-                Some(IsolationName::Fresh) => Isolation::Fresh,
-                Some(IsolationName::Reuse) | None => Isolation::Reuse,
-            },
-            max_instances: table.max_instances.unwrap_or(defaults.max_instances).max(1),
-            min_instances: table.min_instances.unwrap_or(defaults.min_instances),
-            max_queue: table.max_queue.unwrap_or(defaults.max_queue),
-            queue_timeout: table.queue_timeout.unwrap_or(defaults.queue_timeout),
-            request_timeout: table.request_timeout.unwrap_or(defaults.request_timeout),
-            memory_limit: to_usize(table.memory_limit, defaults.memory_limit),
-            recycle_memory: to_usize(table.recycle_memory, defaults.recycle_memory),
-            max_requests_per_instance: table.max_requests_per_instance.unwrap_or(defaults.max_requests_per_instance),
-            max_body_size: table.max_body_size.unwrap_or(defaults.max_body_size),
-            guest_log_rate: table.guest_log_rate.unwrap_or(defaults.guest_log_rate),
-        };
+        let limits = LimitSettings {
+            isolation: table.isolation,
+            max_instances: table.max_instances,
+            min_instances: table.min_instances,
+            max_queue: table.max_queue,
+            queue_timeout: table.queue_timeout,
+            request_timeout: table.request_timeout,
+            memory_limit: table.memory_limit,
+            recycle_memory: table.recycle_memory,
+            max_requests_per_instance: table.max_requests_per_instance,
+            max_body_size: table.max_body_size,
+            guest_log_rate: table.guest_log_rate,
+            max_outbound_connections: table.max_outbound_connections,
+            max_outbound_connections_per_instance: table.max_outbound_connections_per_instance,
+        }
+        .resolve()?;
 
         let mut dirs = Vec::new();
         for (guest, host) in table.dirs {
@@ -312,7 +293,7 @@ impl AppConfig {
         Ok(Self {
             name: table.name,
             source,
-            route: Route { hosts, prefix, strip_prefix: table.strip_prefix },
+            mount: Mount { hosts, prefix, strip_prefix: table.strip_prefix },
             limits,
             env,
             watch: table.watch,
@@ -346,6 +327,8 @@ mod tests {
             max_instances = 3
             memory_limit = "64MiB"
             request_timeout = "2s"
+            max_outbound_connections = 8
+            max_outbound_connections_per_instance = 2
             env = { MODE = "demo" }
 
             [[app]]
@@ -360,17 +343,19 @@ mod tests {
         assert!(config.server.admin_addr.is_none());
         assert_eq!(config.server.options.drain_timeout, Duration::from_secs(5));
         let shop = &config.apps[0];
-        assert_eq!(shop.route.hosts, ["shop.example"]);
+        assert_eq!(shop.mount.hosts, ["shop.example"]);
         assert_eq!(shop.limits.max_instances, 3);
         assert_eq!(shop.limits.memory_limit, 64 << 20);
+        assert_eq!((shop.limits.max_outbound_connections, shop.limits.max_outbound_connections_per_instance), (8, 2));
         assert_eq!(shop.env.vars, [("MODE".to_owned(), "demo".to_owned())]);
         assert!(
             matches!(&shop.source, AppSource::Python { dir, interface: Interface::Wsgi, .. } if dir == Path::new("/srv/flask-shop"))
         );
         let api = &config.apps[1];
         assert!(matches!(&api.source, AppSource::Wasm(path) if path == Path::new("/srv/api.wasm")));
-        assert_eq!(api.route.prefix, "/api");
+        assert_eq!(api.mount.prefix, "/api");
         assert_eq!(api.limits.isolation, Isolation::Fresh);
+        assert_eq!(api.limits.max_outbound_connections, Limits::default().max_outbound_connections);
     }
 
     #[test]

@@ -15,6 +15,13 @@
 //! checked addresses, so a second DNS answer cannot slip in between the
 //! check and the connection. The authority is the one the guest wrote in
 //! its request; the inbound request's `Host` header plays no part.
+//! "Private" is judged by the IANA special-purpose address registries
+//! ([`is_public`]).
+//!
+//! Every request also takes a place in its app's [`ConnectionBudget`]
+//! before it resolves anything, and keeps it until its connection closes;
+//! beyond the app's or the instance's bound the guest gets
+//! `connection-limit-reached` at once.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -23,14 +30,21 @@ use std::sync::{Arc, OnceLock};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use anyhow::{bail, Context as _};
 use bytes::Bytes;
 use http::uri::Scheme;
 use http_body_util::BodyExt;
-use ipnet::IpNet;
 use tokio::net::TcpStream;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+pub use wasmhost_spec::allow_list::{Denied, OutboundPolicy};
+
+mod address;
+mod budget;
+mod metrics;
+
+pub use address::is_public;
+pub use budget::{ConnectionBudget, ConnectionPermit, InstanceBudget, LimitReached};
 
 /// Longest wait for a connection when the guest sets no connect timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,295 +52,54 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// guest sets no timeout of its own.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The hosts one app may call: deny by default.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct OutboundPolicy {
-    rules: Vec<Rule>,
-}
-
-/// One allow-list entry.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Rule {
-    scheme: Option<Scheme>,
-    host: HostPattern,
-    port: Option<u16>,
-}
-
-/// The host part of an entry.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum HostPattern {
-    /// `*`: any host.
-    Any,
-    /// A host name, lower case.
-    Name(String),
-    /// `*.domain`: any name under `domain` (not `domain` itself).
-    Subdomains(String),
-    /// An IP address (as a one-address network) or a network.
-    Net(IpNet),
-}
-
-impl OutboundPolicy {
-    /// The policy allowing what `entries` list; fails on the first entry
-    /// that is not `[scheme://]host[:port]`, naming it.
-    pub fn new<S: AsRef<str>>(entries: &[S]) -> anyhow::Result<Self> {
-        let rules = entries
-            .iter()
-            .map(|entry| {
-                let entry = entry.as_ref();
-                Rule::parse(entry).with_context(|| format!("bad outbound entry {entry:?}"))
-            })
-            .collect::<anyhow::Result<_>>()?;
-        Ok(Self { rules })
-    }
-
-    /// Whether the app may call nothing at all.
-    pub fn denies_all(&self) -> bool {
-        self.rules.is_empty()
-    }
-
-    /// Where a request to `uri` may connect: the checked addresses, in the
-    /// order DNS gave them; or the error code the guest gets.
-    pub async fn resolve(&self, uri: &http::Uri, timeout: Duration) -> Result<Vec<SocketAddr>, Denied> {
-        let target = Target::of(uri).ok_or(Denied::InvalidUri)?;
-        let rules: Vec<&Rule> = self.rules.iter().filter(|rule| rule.allows_endpoint(&target)).collect();
-        if !rules.iter().any(|rule| rule.host.matches(&target.host)) {
-            return Err(Denied::NotListed);
-        }
-        let resolved: Vec<SocketAddr> = match target.host.parse::<IpAddr>() {
-            Ok(ip) => vec![SocketAddr::new(ip, target.port)],
-            Err(_) => match tokio::time::timeout(timeout, tokio::net::lookup_host((target.host.as_str(), target.port)))
-                .await
-            {
-                Ok(Ok(addrs)) => addrs.collect(),
-                Ok(Err(_)) => return Err(Denied::Dns),
-                Err(_) => return Err(Denied::DnsTimeout),
-            },
-        };
-        let allowed: Vec<SocketAddr> = resolved
-            .iter()
-            .copied()
-            .filter(|addr| is_public(addr.ip()) || rules.iter().any(|rule| rule.host.lists_address(addr.ip())))
-            .collect();
-        match (resolved.is_empty(), allowed.is_empty()) {
-            (true, _) => Err(Denied::Dns),
-            (false, true) => Err(Denied::PrivateAddress),
-            (false, false) => Ok(allowed),
-        }
-    }
-}
-
-/// Why a guest's outbound request is not sent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Denied {
-    /// Not `http` or `https`, or no host.
-    InvalidUri,
-    /// No entry of the allow-list covers it.
-    NotListed,
-    /// Every address the name resolved to is private and not listed.
-    PrivateAddress,
-    /// The name does not resolve.
-    Dns,
-    /// The name did not resolve in time.
-    DnsTimeout,
-}
-
-impl Denied {
-    /// The `wasi:http` error code the guest sees.
-    fn error(self) -> Error {
-        match self {
-            Self::InvalidUri => Error::HttpRequestUriInvalid,
-            Self::NotListed => Error::HttpRequestDenied,
-            Self::PrivateAddress => Error::DestinationIpProhibited,
-            Self::Dns => Error::DnsError { rcode: None, info_code: None },
-            Self::DnsTimeout => Error::DnsTimeout,
-        }
-    }
-
-    fn reason(self) -> &'static str {
-        match self {
-            Self::InvalidUri => "not an http(s) URL with a host",
-            Self::NotListed => "not in the app's allowed_outbound list",
-            Self::PrivateAddress => "resolves only to private or loopback addresses that are not listed",
-            Self::Dns => "the host name does not resolve",
-            Self::DnsTimeout => "the host name did not resolve in time",
-        }
-    }
-}
-
-/// The scheme, host and port a request goes to.
-struct Target {
-    scheme: Scheme,
-    /// Lower case, without brackets around an IPv6 address.
-    host: String,
-    port: u16,
-}
-
-impl Target {
-    fn of(uri: &http::Uri) -> Option<Self> {
-        let scheme = uri.scheme()?.clone();
-        let default_port = if scheme == Scheme::HTTPS {
-            443
-        } else if scheme == Scheme::HTTP {
-            80
-        } else {
-            return None;
-        };
-        let authority = uri.authority()?;
-        let host = authority.host().trim_start_matches('[').trim_end_matches(']');
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
-        if host.is_empty() {
-            return None;
-        }
-        Some(Self { scheme, host, port: authority.port_u16().unwrap_or(default_port) })
-    }
-}
-
-impl Rule {
-    fn parse(entry: &str) -> anyhow::Result<Self> {
-        let (scheme, rest) = match entry.split_once("://") {
-            Some(("http", rest)) => (Some(Scheme::HTTP), rest),
-            Some(("https", rest)) => (Some(Scheme::HTTPS), rest),
-            Some((other, _)) => bail!("the scheme must be http or https, not {other:?}"),
-            None => (None, entry),
-        };
-        let rest = rest.strip_suffix('/').unwrap_or(rest);
-        if let Ok(net) = rest.parse::<IpNet>() {
-            return Ok(Self { scheme, host: HostPattern::Net(net), port: None });
-        }
-        if rest.contains(['/', '?', '#', '@']) {
-            bail!("write it as [http://|https://]HOST[:PORT], without a path or user");
-        }
-        let (host, port) = split_port(rest)?;
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
-        let pattern = if host == "*" {
-            HostPattern::Any
-        } else if let Ok(ip) = host.parse::<IpAddr>() {
-            HostPattern::Net(IpNet::from(ip))
-        } else {
-            let name = host.strip_prefix("*.").unwrap_or(&host);
-            let valid = !name.is_empty()
-                && name.split('.').all(|label| {
-                    !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-                });
-            if !valid {
-                bail!("{host:?} is not a host name, `*.domain`, `*` or an IP address");
-            }
-            if host.starts_with("*.") {
-                HostPattern::Subdomains(name.to_owned())
-            } else {
-                HostPattern::Name(name.to_owned())
-            }
-        };
-        Ok(Self { scheme, host: pattern, port })
-    }
-
-    /// Whether the rule's scheme and port admit `target` (its host aside).
-    fn allows_endpoint(&self, target: &Target) -> bool {
-        self.scheme.as_ref().is_none_or(|scheme| *scheme == target.scheme)
-            && self.port.is_none_or(|port| port == target.port)
-    }
-}
-
-/// `host[:port]`, with `[v6]` or a bare IPv6 address as the host.
-fn split_port(text: &str) -> anyhow::Result<(&str, Option<u16>)> {
-    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').context("an unclosed `[` around an IPv6 address")?;
-        match after.strip_prefix(':') {
-            Some(port) => (host, Some(port)),
-            None if after.is_empty() => (host, None),
-            None => bail!("unexpected {after:?} after the IPv6 address"),
-        }
-    } else if text.parse::<IpAddr>().is_ok() {
-        (text, None)
-    } else {
-        match text.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (text, None),
-        }
+/// Where a request to `uri` may connect under `policy`: the checked
+/// addresses, in the order DNS gave them (loopback, private and other
+/// special-purpose addresses only when an entry lists them); or why not.
+pub async fn resolve(policy: &OutboundPolicy, uri: &http::Uri, timeout: Duration) -> Result<Vec<SocketAddr>, Denied> {
+    let target = policy.admit(uri)?;
+    let resolved: Vec<SocketAddr> = match target.host.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, target.port)],
+        Err(_) => match tokio::time::timeout(timeout, tokio::net::lookup_host((target.host.as_str(), target.port))).await
+        {
+            Ok(Ok(addrs)) => addrs.collect(),
+            Ok(Err(_)) => return Err(Denied::Dns),
+            Err(_) => return Err(Denied::DnsTimeout),
+        },
     };
-    let port =
-        port.map(|port| port.parse::<u16>().with_context(|| format!("{port:?} is not a port number"))).transpose()?;
-    Ok((host, port))
-}
-
-impl HostPattern {
-    /// Whether the pattern names `host` (lower case, no brackets).
-    fn matches(&self, host: &str) -> bool {
-        match self {
-            Self::Any => true,
-            Self::Name(name) => name == host,
-            Self::Subdomains(domain) => {
-                host.strip_suffix(domain.as_str()).is_some_and(|sub| sub.len() > 1 && sub.ends_with('.'))
-            }
-            Self::Net(net) => host.parse::<IpAddr>().is_ok_and(|ip| net.contains(&ip)),
-        }
-    }
-
-    /// Whether the pattern lists `ip` itself, which lets a request reach it
-    /// even when it is not a public address.
-    fn lists_address(&self, ip: IpAddr) -> bool {
-        match self {
-            Self::Net(net) => net.contains(&ip),
-            Self::Name(name) => name == "localhost" && ip.is_loopback(),
-            Self::Any | Self::Subdomains(_) => false,
-        }
+    let allowed: Vec<SocketAddr> =
+        resolved.iter().copied().filter(|addr| is_public(addr.ip()) || target.lists_address(addr.ip())).collect();
+    match (resolved.is_empty(), allowed.is_empty()) {
+        (true, _) => Err(Denied::Dns),
+        (false, true) => Err(Denied::PrivateAddress),
+        (false, false) => Ok(allowed),
     }
 }
 
-/// Whether `ip` is a globally routable unicast address: not loopback,
-/// private, shared (CGNAT), link-local, unspecified, broadcast, multicast,
-/// documentation, benchmarking or reserved. IPv4-mapped and NAT64 IPv6
-/// addresses are judged by the IPv4 address they carry.
-pub fn is_public(ip: IpAddr) -> bool {
-    const V4_SPECIAL: [(u32, u8); 9] = [
-        (0x0000_0000, 8),  // "this network"
-        (0x6440_0000, 10), // shared address space (CGNAT)
-        (0xc000_0000, 24), // IETF protocol assignments
-        (0xc000_0200, 24), // TEST-NET-1
-        (0xc612_0000, 15), // benchmarking
-        (0xc633_6400, 24), // TEST-NET-2
-        (0xcb00_7100, 24), // TEST-NET-3
-        (0xf000_0000, 4),  // reserved, broadcast
-        (0xe000_0000, 4),  // multicast
-    ];
-    match ip {
-        IpAddr::V4(v4) => {
-            let bits = u32::from(v4);
-            let special = V4_SPECIAL.iter().any(|&(net, len)| bits >> (32 - len) == net >> (32 - len));
-            !(v4.is_loopback() || v4.is_private() || v4.is_link_local() || special)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let segments = v6.segments();
-            if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-                let [a, b] = segments[6].to_be_bytes();
-                let [c, d] = segments[7].to_be_bytes();
-                return is_public(IpAddr::from([a, b, c, d]));
-            }
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || v6.is_unique_local()
-                || v6.is_unicast_link_local()
-                || segments[0] == 0x2001 && segments[1] == 0x0db8 // documentation
-                || segments[0] == 0 && segments[1..6] == [0; 5]) // ::/80 (IPv4-compatible, deprecated)
-        }
+/// The `wasi:http` error code a guest sees for a refusal.
+fn denied_error(denied: Denied) -> Error {
+    match denied {
+        Denied::InvalidUri => Error::HttpRequestUriInvalid,
+        Denied::NotListed => Error::HttpRequestDenied,
+        Denied::PrivateAddress => Error::DestinationIpProhibited,
+        Denied::Dns => Error::DnsError { rcode: None, info_code: None },
+        Denied::DnsTimeout => Error::DnsTimeout,
     }
 }
 
-/// The `wasi:http` hooks of one app's instances: sends what its policy
-/// allows, refuses the rest.
+/// The `wasi:http` hooks of one instance: sends what its app's policy
+/// allows, within the instance's share of the app's connection budget, and
+/// refuses the rest.
 pub struct OutboundHooks {
     app: Arc<str>,
     policy: Arc<OutboundPolicy>,
+    connections: InstanceBudget,
 }
 
 impl OutboundHooks {
-    /// Hooks for the instances of `app`, allowing what `policy` lists.
-    pub fn new(app: Arc<str>, policy: Arc<OutboundPolicy>) -> Self {
-        Self { app, policy }
+    /// Hooks for an instance of `app`, allowing what `policy` lists, with
+    /// at most as many connections open at once as `connections` permits.
+    pub fn new(app: Arc<str>, policy: Arc<OutboundPolicy>, connections: InstanceBudget) -> Self {
+        Self { app, policy, connections }
     }
 }
 
@@ -341,28 +114,38 @@ impl WasiHttpHooks for OutboundHooks {
         options: Option<RequestOptions>,
         _fut: IoFuture,
     ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), Error>> + Send> {
+        // Taken before anything else, DNS included, and held until the
+        // connection closes; refused at once when the budget is spent.
+        let permit = match self.connections.try_acquire() {
+            Ok(permit) => permit,
+            Err(_) => return Box::new(std::future::ready(Err(Error::ConnectionLimitReached))),
+        };
         let (app, policy) = (self.app.clone(), self.policy.clone());
         Box::new(async move {
             let connect_timeout = options.and_then(|o| o.connect_timeout).unwrap_or(CONNECT_TIMEOUT);
-            let addrs = match policy.resolve(request.uri(), connect_timeout).await {
+            let addrs = match resolve(&policy, request.uri(), connect_timeout).await {
                 Ok(addrs) => addrs,
                 Err(denied) => {
+                    metrics::rejected(&app, denied.label());
                     tracing::warn!(app = %app, uri = %request.uri(), reason = denied.reason(), "outbound HTTP request refused");
-                    return Err(denied.error());
+                    return Err(denied_error(denied));
                 }
             };
             tracing::debug!(app = %app, uri = %request.uri(), "outbound HTTP request");
-            send(request, &addrs, options).await
+            send(request, &addrs, options, permit).await
         })
     }
 }
 
 /// Sends `request` over a new HTTP/1.1 connection to the first of `addrs`
-/// that accepts one, with TLS for `https`.
+/// that accepts one, with TLS for `https`. The connection's `permit` goes
+/// with its I/O future, which ends when the connection closes (the response
+/// body read to its end or dropped) or is dropped with the response.
 async fn send(
     mut request: http::Request<WasiBody>,
     addrs: &[SocketAddr],
     options: Option<RequestOptions>,
+    permit: ConnectionPermit,
 ) -> Result<(http::Response<WasiBody>, IoFuture), Error> {
     let connect_timeout = options.and_then(|o| o.connect_timeout).unwrap_or(CONNECT_TIMEOUT);
     let first_byte_timeout = options.and_then(|o| o.first_byte_timeout).unwrap_or(READ_TIMEOUT);
@@ -410,6 +193,7 @@ async fn send(
         tokio::time::timeout(first_byte_timeout, head).await.map_err(|_| Error::ConnectionReadTimeout)??
     };
     let io_future: IoFuture = Box::new(async move {
+        let _permit = permit;
         match conn_result {
             Some(result) => result.map_err(Error::from),
             None => conn.await.map_err(Error::from),
@@ -499,23 +283,14 @@ mod tests {
     }
 
     async fn check(policy: &OutboundPolicy, uri: &str) -> Result<Vec<SocketAddr>, Denied> {
-        policy.resolve(&uri.parse().unwrap(), Duration::from_secs(5)).await
+        resolve(policy, &uri.parse().unwrap(), Duration::from_secs(5)).await
     }
 
     #[tokio::test]
-    async fn nothing_is_allowed_by_default() {
-        let policy = OutboundPolicy::default();
-        assert!(policy.denies_all());
-        assert_eq!(check(&policy, "http://93.184.215.14/").await, Err(Denied::NotListed));
-    }
-
-    #[tokio::test]
-    async fn scheme_host_and_port_must_all_match() {
-        let policy = policy(&["https://203.0.113.0/24", "http://198.51.100.7:8080", "8.8.8.8"]);
+    async fn listed_public_addresses_resolve() {
+        let policy = policy(&["8.8.8.8", "http://198.51.100.7:8080"]);
         assert_eq!(check(&policy, "http://8.8.8.8:1234/x").await, Ok(vec!["8.8.8.8:1234".parse().unwrap()]));
-        assert_eq!(check(&policy, "https://8.8.4.4/").await, Err(Denied::NotListed));
         assert_eq!(check(&policy, "http://198.51.100.7/").await, Err(Denied::NotListed), "port 80, not 8080");
-        assert_eq!(check(&policy, "ftp://8.8.8.8/").await, Err(Denied::InvalidUri));
     }
 
     #[tokio::test]
@@ -538,54 +313,5 @@ mod tests {
         assert!(check(&listed, "http://10.1.2.3/").await.is_ok());
         let local = check(&listed, "http://localhost:7/").await.unwrap();
         assert!(local.iter().all(|addr| addr.ip().is_loopback()), "{local:?}");
-    }
-
-    #[test]
-    fn entries_are_parsed_strictly() {
-        for good in ["api.example.com", "https://api.example.com:8443/", "*.example.com", "[::1]:80", "::1", "fd00::/8"]
-        {
-            assert!(OutboundPolicy::new(&[good]).is_ok(), "{good}");
-        }
-        for bad in ["ftp://x", "http://a.example/path", "user@host", "host:port", "exa mple.com", "http://", "[::1"] {
-            assert!(OutboundPolicy::new(&[bad]).is_err(), "{bad}");
-        }
-        let err = OutboundPolicy::new(&["ok.example", "http://a.example/path"]).unwrap_err();
-        assert!(format!("{err:#}").contains("a.example/path"), "{err:#}");
-    }
-
-    #[test]
-    fn subdomain_patterns_do_not_match_the_domain_or_lookalikes() {
-        let pattern = HostPattern::Subdomains("example.com".into());
-        assert!(pattern.matches("api.example.com"));
-        assert!(pattern.matches("a.b.example.com"));
-        assert!(!pattern.matches("example.com"));
-        assert!(!pattern.matches("badexample.com"));
-    }
-
-    #[test]
-    fn public_means_globally_routable() {
-        for ip in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {
-            assert!(is_public(ip.parse().unwrap()), "{ip}");
-        }
-        for ip in [
-            "127.0.0.1",
-            "10.0.0.1",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "255.255.255.255",
-            "224.0.0.1",
-            "::1",
-            "::",
-            "fe80::1",
-            "fc00::1",
-            "::ffff:10.0.0.1",
-            "64:ff9b::7f00:1",
-            "2001:db8::1",
-        ] {
-            assert!(!is_public(ip.parse().unwrap()), "{ip}");
-        }
     }
 }

@@ -26,7 +26,8 @@ pub use notify::RecursiveMode;
 use notify::Watcher;
 use wasmhost_runtime::app::read_module;
 use wasmhost_runtime::metrics::METRICS;
-use wasmhost_runtime::{AppSpec, AppVersion, Runtime};
+use wasmhost_runtime::{AppVersion, Runtime};
+use wasmhost_spec::AppSpec;
 
 /// Quiet time after the last file event before a reload starts.
 pub const DEBOUNCE: Duration = Duration::from_millis(300);
@@ -67,10 +68,13 @@ pub struct AppSlot {
 }
 
 impl AppSlot {
-    /// Loads the first version of the app described by `spec`.
-    pub async fn load(runtime: &Runtime, spec: AppSpec) -> Result<Arc<Self>> {
+    /// Loads the first version of the app described by `spec`; the app
+    /// state of `previous` (an app it replaces, on a config reload) carries
+    /// over where the capabilities allow (see `Capability::app`).
+    pub async fn load(runtime: &Runtime, spec: AppSpec, previous: Option<&AppSlot>) -> Result<Arc<Self>> {
         let (bytes, _) = read_off_thread(&spec.module).await?;
-        let app = AppVersion::load(runtime, &spec, bytes).await?;
+        let previous = previous.map(AppSlot::current);
+        let app = AppVersion::load(runtime, &spec, bytes, previous.as_deref()).await?;
         Ok(Arc::new(Self {
             spec,
             runtime: runtime.clone(),
@@ -139,7 +143,8 @@ impl AppSlot {
         if digest == self.current.load().digest() {
             return Ok(Reloaded::Unchanged);
         }
-        let app = AppVersion::load(&self.runtime, &self.spec, bytes).await?;
+        let current = self.current();
+        let app = AppVersion::load(&self.runtime, &self.spec, bytes, Some(&current)).await?;
         let digest = app.digest().to_owned();
         self.install(app);
         Ok(Reloaded::Swapped(digest))

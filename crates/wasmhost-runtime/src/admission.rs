@@ -15,7 +15,7 @@ use wasmhost_platform::{CompiledSchema, Problem, RouteTable};
 use crate::body::{buffered, GuestBody, ResponseBody};
 use crate::metrics::METRICS;
 use crate::outcome::{AppResponse, Refusal};
-use crate::Limits;
+use wasmhost_spec::Limits;
 
 /// Bodies declaring at most this many bytes are read before the request
 /// takes an instance.

@@ -10,7 +10,7 @@
 //! head checked by [`crate::framing`], or the host's answer from
 //! [`crate::outcome`]).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,7 +33,7 @@ use crate::metrics::METRICS;
 use crate::outcome::{settle_head, settle_outcome, AppResponse, Failure, Head, Outcome, Refusal};
 use crate::pool::{InstancePool, Lease, Unavailable};
 use crate::store::StoreData;
-use crate::{GuestEnv, Limits};
+use wasmhost_spec::{AppSpec, Limits};
 use wasmhost_platform::{ManifestExport, RouteTable};
 
 /// Largest module file accepted, in bytes.
@@ -63,19 +63,6 @@ pub fn read_module(path: &Path) -> Result<Vec<u8>> {
 /// interruption cannot reach it.
 const HARD_DEADLINE_GRACE: Duration = Duration::from_millis(500);
 
-/// What an app is: its name, module file, limits and what its guest may see.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AppSpec {
-    /// Name used in logs and introspection.
-    pub name: String,
-    /// The component file.
-    pub module: PathBuf,
-    /// Limits the app runs under.
-    pub limits: Limits,
-    /// Environment variables and directories the guest may see.
-    pub env: GuestEnv,
-}
-
 /// One loaded version of an app, ready to serve.
 pub struct AppVersion {
     name: Arc<str>,
@@ -91,9 +78,10 @@ pub struct AppVersion {
 impl AppVersion {
     /// Compiles (or loads from the runtime's cache) the component in
     /// `bytes` (read from `spec.module`), checks it against the
-    /// `wasi:http/proxy` world, builds its capabilities, reads its manifest
-    /// and fills its pool, which instantiates it at least once.
-    pub async fn load(runtime: &Runtime, spec: &AppSpec, bytes: Vec<u8>) -> Result<Self> {
+    /// `wasi:http/proxy` world, builds its capabilities (carrying over what
+    /// they keep from `previous`, the version it replaces), reads its
+    /// manifest and fills its pool, which instantiates it at least once.
+    pub async fn load(runtime: &Runtime, spec: &AppSpec, bytes: Vec<u8>, previous: Option<&AppVersion>) -> Result<Self> {
         let (name, path) = (spec.name.as_str(), spec.module.as_path());
         let started = Instant::now();
         let compiled = runtime.compile(bytes).await.with_context(|| format!("cannot compile {}", path.display()))?;
@@ -110,7 +98,7 @@ impl AppVersion {
         let pre = ProxyPre::new(pre)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("{} does not export wasi:http/incoming-handler", path.display()))?;
-        let capabilities = Arc::new(Apps::new(spec)?);
+        let capabilities = Arc::new(Apps::new(spec, previous.map(|previous| &*previous.capabilities))?);
         Self::with_component(compiled.digest, spec.clone(), pre, capabilities).await
     }
 
@@ -149,7 +137,8 @@ impl AppVersion {
     }
 
     /// A new version of the same component with a new pool: every instance
-    /// starts from the component's initial state again. No compilation.
+    /// starts from the component's initial state again. No compilation; the
+    /// outbound connection budget is shared with this version.
     pub async fn renew(&self) -> Result<Self> {
         Self::with_component(self.digest.clone(), self.spec.clone(), self.pre.clone(), self.capabilities.clone()).await
     }
@@ -167,6 +156,11 @@ impl AppVersion {
     /// The limits the app runs under.
     pub fn limits(&self) -> &Limits {
         &self.spec.limits
+    }
+
+    /// The outbound connection budget the app's versions share.
+    pub fn connections(&self) -> &wasmhost_outbound::ConnectionBudget {
+        self.capabilities.outbound.connections()
     }
 
     /// Requests waiting for an instance right now.

@@ -48,7 +48,7 @@ pub(crate) struct LimitedBody<B> {
 pub(crate) struct BodyFault(std::sync::atomic::AtomicU8);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Fault {
+pub enum Fault {
     /// Longer than `max_body_size`: 413.
     TooLarge,
     /// Broken framing or a connection lost mid-body: 400.

@@ -44,6 +44,8 @@ impl RequestTag {
 /// bytes, and what was dropped since the last report.
 pub struct OutputBudget {
     app: Arc<str>,
+    /// Bytes per second the bucket refills with, as configured.
+    configured: u64,
     /// Bytes per second the bucket refills with.
     rate: f64,
     /// Most bytes the bucket holds.
@@ -62,11 +64,16 @@ struct BudgetState {
 impl OutputBudget {
     /// A budget of `rate` bytes per second (at least 1 KiB/s) for the
     /// output of `app`, starting full.
-    pub fn new(app: Arc<str>, rate: u64) -> Arc<Self> {
-        let rate = rate.max(1024) as f64;
+    pub fn new(app: Arc<str>, configured: u64) -> Arc<Self> {
+        let rate = configured.max(1024) as f64;
         let burst = 2.0 * rate;
         let state = BudgetState { tokens: burst, refilled: Instant::now(), dropped_bytes: 0, dropped_lines: 0 };
-        Arc::new(Self { app, rate, burst, state: Mutex::new(state) })
+        Arc::new(Self { app, configured, rate, burst, state: Mutex::new(state) })
+    }
+
+    /// The rate the budget was made with (`guest_log_rate`).
+    pub fn rate(&self) -> u64 {
+        self.configured
     }
 
     /// Takes `len` bytes from the budget. `Err` when they do not fit (the

@@ -16,7 +16,8 @@
 //!   into a response produced by a guest, through [`admission`], the pool,
 //!   the guest call, [`framing`] and [`outcome`] (every failure to a status);
 //!   [`body`] holds the request and response bodies on their way.
-//! * [`limits`] enforces memory limits inside a store, [`guest_log`] turns
+//! * [`limits`] enforces memory limits inside a store (the limits
+//!   themselves are `wasmhost-spec`'s), [`guest_log`] turns
 //!   guest output into log lines, [`metrics`] exports what happens.
 
 pub mod admission;
@@ -35,12 +36,10 @@ pub mod store;
 #[cfg(test)]
 mod testing;
 
-pub use app::{AppSpec, AppVersion};
+pub use app::AppVersion;
 pub use body::ResponseBody;
 pub use cache::CompileCache;
 pub use engine::{EngineOptions, EpochTicker, Runtime};
-pub use limits::{Isolation, Limits};
 pub use outcome::AppResponse;
 pub use pool::InstancePool;
-pub use store::GuestEnv;
-pub use wasmhost_outbound::OutboundPolicy;
+pub use wasmhost_outbound::ConnectionBudget;

@@ -43,6 +43,10 @@ pub struct Metrics {
     pub instances: IntGaugeVec,
     /// The module digest an app serves: 1 for the live digest (set at scrape).
     pub module_info: IntGaugeVec,
+    /// Outbound connections an app's guests hold open (set at scrape).
+    pub outbound_connections: IntGaugeVec,
+    /// Failed `accept` calls, by listener (`http`, `admin`).
+    pub accept_errors: IntCounterVec,
 }
 
 /// The metrics, registered on first use.
@@ -126,6 +130,18 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "wasmhost_module_info",
             "The module an app serves, as its SHA-256 digest label.",
             &["app", "digest"]
+        )
+        .expect(expect),
+        outbound_connections: register_int_gauge_vec!(
+            "wasmhost_outbound_connections",
+            "Outbound connections an app's guests hold open, over all its instances and versions.",
+            &["app"]
+        )
+        .expect(expect),
+        accept_errors: register_int_counter_vec!(
+            "wasmhost_accept_errors_total",
+            "Failed accepts of new connections (e.g. out of file descriptors), by listener.",
+            &["listener"]
         )
         .expect(expect),
     }

@@ -27,7 +27,7 @@ use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
 
 use crate::capability::Apps;
-use crate::limits::{Isolation, Limits};
+use wasmhost_spec::{Isolation, Limits};
 use crate::metrics::METRICS;
 use crate::store::StoreData;
 
@@ -86,7 +86,8 @@ pub struct Instance {
 }
 
 impl InstancePool {
-    /// Creates the pool and fills it with `min_instances` ready instances.
+    /// Creates the pool and fills it with `min_instances` ready instances,
+    /// each taking its outbound connections from `connections`.
     ///
     /// Fails if an instance cannot be created, which also proves the
     /// component instantiates under the app's limits.
@@ -161,10 +162,12 @@ impl InstancePool {
     }
 
     /// Drops every ready instance and stops refilling: the pool is being
-    /// replaced.
+    /// replaced. Each one counts as retired (`replaced`), as the busy ones
+    /// will when their requests end.
     pub fn retire_idle(&self) {
         self.shared.retired.store(true, Ordering::Release);
-        let idle = self.shared.ready.lock().map(|mut ready| std::mem::take(&mut *ready));
+        let idle = self.shared.ready.lock().map(|mut ready| std::mem::take(&mut *ready)).unwrap_or_default();
+        METRICS.retired.with_label_values(&[&*self.shared.app, Retirement::Replaced.label()]).inc_by(idle.len() as u64);
         drop(idle);
     }
 

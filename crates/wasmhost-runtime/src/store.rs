@@ -6,11 +6,8 @@
 //! owner: [`StoreData::begin_request`] sets it and [`StoreData::end_request`]
 //! clears it, so an idle instance keeps nothing of the request it served.
 
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
-use wasmhost_outbound::OutboundPolicy;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
@@ -65,18 +62,6 @@ impl StoreData {
     pub fn is_idle(&self) -> bool {
         !self.serving && !self.capabilities.hold_request()
     }
-}
-
-/// What a guest may see of the host besides the request it serves:
-/// environment variables, read-only directories and outbound HTTP.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct GuestEnv {
-    /// Environment variables, as `(name, value)`.
-    pub vars: Vec<(String, String)>,
-    /// Directories the guest may read, as `(host path, guest path)`.
-    pub dirs: Vec<(PathBuf, String)>,
-    /// The hosts it may send HTTP requests to (none by default).
-    pub outbound: Arc<OutboundPolicy>,
 }
 
 impl WasiView for StoreData {

@@ -43,16 +43,16 @@ pub(crate) fn engine() -> wasmtime::Engine {
 }
 
 /// The fixture loaded as app `fixture` under `limits`.
-pub(crate) async fn app(engine: &wasmtime::Engine, limits: crate::Limits) -> crate::AppVersion {
-    let spec = crate::AppSpec {
+pub(crate) async fn app(engine: &wasmtime::Engine, limits: wasmhost_spec::Limits) -> crate::AppVersion {
+    let spec = wasmhost_spec::AppSpec {
         name: "fixture".into(),
         module: "fixture.wasm".into(),
         limits,
-        env: crate::GuestEnv::default(),
+        env: wasmhost_spec::GuestEnv::default(),
     };
     let bytes = component().expect("the fixture component");
     let runtime = crate::Runtime::new(engine.clone(), crate::CompileCache::disabled()).expect("a runtime");
-    crate::AppVersion::load(&runtime, &spec, bytes).await.expect("the fixture loads")
+    crate::AppVersion::load(&runtime, &spec, bytes, None).await.expect("the fixture loads")
 }
 
 /// `GET path` served by `app`: the status and the body.
@@ -78,7 +78,7 @@ mod tests {
         assert!(bytes.starts_with(b"\0asm") && bytes.len() < 64 << 10, "{} bytes", bytes.len());
         let engine = engine();
         let _ticker = crate::EpochTicker::start(&engine).unwrap();
-        let limits = crate::Limits {
+        let limits = wasmhost_spec::Limits {
             max_instances: 1,
             min_instances: 1,
             request_timeout: std::time::Duration::from_millis(300),

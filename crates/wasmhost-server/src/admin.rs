@@ -36,6 +36,7 @@ use tokio::net::TcpListener;
 use wasmhost_reload::Reloaded;
 use wasmhost_runtime::metrics::METRICS;
 
+use crate::accept::Acceptor;
 use crate::Router;
 
 /// What the admin listener reports on.
@@ -225,11 +226,9 @@ pub async fn reload_all(
 
 /// Serves the admin routes on `listener` until the process ends.
 pub async fn serve_admin(listener: TcpListener, state: Arc<AdminState>) {
+    let mut acceptor = Acceptor::new(listener, "admin");
     loop {
-        let Ok((stream, _peer)) = listener.accept().await else {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            continue;
-        };
+        let (stream, _) = acceptor.accept().await;
         let Ok(local) = stream.local_addr().map(|addr| addr.ip()) else { continue };
         let state = state.clone();
         let service = hyper::service::service_fn(move |request| {
@@ -293,7 +292,10 @@ fn apps(state: &AdminState) -> Response<Full<Bytes>> {
                     "recycle_memory": limits.recycle_memory,
                     "max_requests_per_instance": limits.max_requests_per_instance,
                     "max_body_size": limits.max_body_size,
+                    "max_outbound_connections": limits.max_outbound_connections,
+                    "max_outbound_connections_per_instance": limits.max_outbound_connections_per_instance,
                 },
+                "outbound_connections": app.connections().in_use(),
                 "queued": app.queued(),
                 "reloads": {
                     "swapped": stats.swapped.load(Ordering::Relaxed),
@@ -318,6 +320,7 @@ fn metrics(state: &AdminState) -> Response<Full<Bytes>> {
         METRICS.instances.with_label_values(&[name, "idle"]).set(idle as i64);
         METRICS.instances.with_label_values(&[name, "busy"]).set(busy as i64);
         METRICS.instances.with_label_values(&[name, "max"]).set(app.limits().max_instances as i64);
+        METRICS.outbound_connections.with_label_values(&[name]).set(app.connections().in_use() as i64);
         METRICS.module_info.with_label_values(&[name, app.digest()]).set(1);
     }
     let mut text = String::new();

@@ -8,6 +8,7 @@
 //! bytes), the request head is capped, and the number of open connections is
 //! bounded (further connections wait in the kernel's accept backlog).
 
+mod accept;
 mod access;
 mod admin;
 mod router;
@@ -28,41 +29,15 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use wasmhost_runtime::metrics::METRICS;
+use wasmhost_spec::{AccessLogFormat, ServerOptions};
 
-pub use access::{AccessLogFormat, LoggedBody};
+use accept::Acceptor;
+pub use access::LoggedBody;
 pub use admin::{reload_all, serve_admin, AdminAccess, AdminState, ConfigReload};
-pub use router::{Route, Router};
+pub use router::{Chosen, Router};
 
 /// Name of the header carrying the request id, in both directions.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
-
-/// Connection-level limits and timeouts.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServerOptions {
-    /// Most connections open at once.
-    pub max_connections: usize,
-    /// Time a client has to send a complete request head; also closes idle
-    /// keep-alive connections.
-    pub header_read_timeout: Duration,
-    /// Largest request head (request line and headers), in bytes.
-    pub max_header_size: usize,
-    /// Longest wait for in-flight requests at shutdown.
-    pub drain_timeout: Duration,
-    /// How the access log is written.
-    pub access_log: AccessLogFormat,
-}
-
-impl Default for ServerOptions {
-    fn default() -> Self {
-        Self {
-            max_connections: 1024,
-            header_read_timeout: Duration::from_secs(10),
-            max_header_size: 32 << 10,
-            drain_timeout: Duration::from_secs(30),
-            access_log: AccessLogFormat::default(),
-        }
-    }
-}
 
 /// Serves `router` on `listener` until `shutdown` resolves, then stops
 /// accepting and lets open requests finish for up to `drain_timeout`.
@@ -88,6 +63,7 @@ pub async fn serve(
     let access_log = Arc::new(options.access_log.clone());
     let graceful = GracefulShutdown::new();
     let connections = Arc::new(Semaphore::new(options.max_connections));
+    let mut acceptor = Acceptor::new(listener, "http");
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -95,15 +71,7 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    // Typically EMFILE: back off instead of spinning.
-                    tracing::warn!("accept failed: {err}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            accepted = acceptor.accept() => accepted,
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
@@ -139,7 +107,7 @@ pub async fn serve(
         });
     }
 
-    drop(listener);
+    drop(acceptor);
     tracing::info!(open_connections = graceful.count(), "stopped accepting; draining");
     match tokio::time::timeout(options.drain_timeout, graceful.shutdown()).await {
         Ok(()) => tracing::info!("all connections drained"),
@@ -201,10 +169,11 @@ async fn handle(
         METRICS.rejected.with_label_values(&["-", "400"]).inc();
         wasmhost_runtime::outcome::error_response(http::StatusCode::BAD_REQUEST, reason)
     } else {
-        match router.route(&mut request) {
-            Some(app) => {
-                log.app(app.name());
-                app.handle(request, &request_id).await
+        match router.choose(&request) {
+            Some(chosen) => {
+                log.app(chosen.app.name());
+                target::strip_prefix(&mut request, chosen.strip);
+                chosen.app.handle(request, &request_id).await
             }
             None => wasmhost_runtime::outcome::error_response(http::StatusCode::NOT_FOUND, "no app serves this address"),
         }

@@ -1,155 +1,117 @@
 //! Chooses the app that serves a request: by `Host` header, then by the
-//! longest matching path prefix.
+//! longest matching path prefix of the apps' [`Mount`]s.
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-
 use http::Request;
 use wasmhost_reload::AppSlot;
 use wasmhost_runtime::AppVersion;
-
-/// Which requests an app serves.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Route {
-    /// Host names (without port, lower case) the app serves; empty for any
-    /// host not claimed by another app.
-    pub hosts: Vec<String>,
-    /// Path prefix, matched on segment boundaries: `/api` serves `/api` and
-    /// `/api/x`, not `/apix`. `/` serves every path.
-    pub prefix: String,
-    /// Remove the prefix from the path the app sees (`/api/x` → `/x`), for
-    /// apps written to be served at the root.
-    pub strip_prefix: bool,
-}
-
-impl Default for Route {
-    fn default() -> Self {
-        Self { hosts: Vec::new(), prefix: "/".to_owned(), strip_prefix: false }
-    }
-}
-
-impl Route {
-    /// Whether this route names `host` (lower case, no port) explicitly.
-    fn names_host(&self, host: &str) -> bool {
-        self.hosts.iter().any(|name| name == host)
-    }
-
-    /// How well `path` matches the prefix: its length when it matches.
-    fn prefix_match(&self, path: &str) -> Option<usize> {
-        let prefix = self.prefix.trim_end_matches('/');
-        let rest = path.strip_prefix(prefix)?;
-        (rest.is_empty() || rest.starts_with('/')).then_some(prefix.len())
-    }
-}
+use wasmhost_spec::Mount;
 
 /// Maps requests to apps.
 ///
-/// Apps that list the request's host are the candidates; when none does,
-/// the apps that list no host are. Among the candidates the longest
-/// matching path prefix wins. The path reaches the app unchanged, unless
-/// its route strips the prefix.
+/// Apps mounted on the request's host are the candidates; when none is,
+/// the apps mounted on no host are. Among the candidates the longest
+/// matching path prefix wins.
 ///
-/// The route table can be replaced while requests are being routed (a
+/// The mount table can be replaced while requests are being routed (a
 /// config reload); each request sees either the old table or the new one.
 pub struct Router {
-    routes: ArcSwap<Vec<(Route, Arc<AppSlot>)>>,
+    mounts: ArcSwap<Vec<(Mount, Arc<AppSlot>)>>,
+}
+
+/// The app chosen for a request.
+pub struct Chosen {
+    /// The version of the app serving the request; held for the whole
+    /// request, so a reload never switches versions under it.
+    pub app: Arc<AppVersion>,
+    /// Bytes of the request's path its mount strips before the app sees it
+    /// (0 when the mount keeps the path).
+    pub strip: usize,
 }
 
 impl Router {
     /// A router sending everything to the app in `slot`.
     pub fn single(slot: Arc<AppSlot>) -> Self {
-        Self { routes: ArcSwap::from_pointee(vec![(Route::default(), slot)]) }
+        Self { mounts: ArcSwap::from_pointee(vec![(Mount::default(), slot)]) }
     }
 
-    /// A router over `routes`; fails when two apps claim the same host and
+    /// A router over `mounts`; fails when two apps claim the same host and
     /// prefix, since one of them could never be reached.
-    pub fn new(routes: Vec<(Route, Arc<AppSlot>)>) -> anyhow::Result<Self> {
-        check_routes(&routes)?;
-        Ok(Self { routes: ArcSwap::from_pointee(routes) })
+    pub fn new(mounts: Vec<(Mount, Arc<AppSlot>)>) -> anyhow::Result<Self> {
+        check_mounts(&mounts)?;
+        Ok(Self { mounts: ArcSwap::from_pointee(mounts) })
     }
 
-    /// Routes by `routes` from now on, or fails as [`Router::new`] does and
+    /// Routes by `mounts` from now on, or fails as [`Router::new`] does and
     /// keeps routing as before.
-    pub fn replace(&self, routes: Vec<(Route, Arc<AppSlot>)>) -> anyhow::Result<()> {
-        check_routes(&routes)?;
-        self.routes.store(Arc::new(routes));
+    pub fn replace(&self, mounts: Vec<(Mount, Arc<AppSlot>)>) -> anyhow::Result<()> {
+        check_mounts(&mounts)?;
+        self.mounts.store(Arc::new(mounts));
         Ok(())
     }
 
-    /// The version of the app serving `request` now, or `None` when no app
-    /// serves it; strips the route's prefix from the request's path when the
-    /// route says so. The caller holds the app for the whole request, so a
-    /// reload never switches versions under a request.
-    pub fn route<B>(&self, request: &mut Request<B>) -> Option<Arc<AppVersion>> {
-        let routes = self.routes.load();
-        if let [(route, slot)] = routes.as_slice() {
-            if route.hosts.is_empty() && route.prefix == "/" {
-                return Some(slot.current());
+    /// The app serving `request` now, or `None` when no app serves it.
+    pub fn choose<B>(&self, request: &Request<B>) -> Option<Chosen> {
+        let mounts = self.mounts.load();
+        let (slot, strip) = if let [(mount, slot)] = mounts.as_slice() {
+            if mount.hosts.is_empty() && mount.prefix == "/" {
+                (slot, 0)
+            } else {
+                select(&mounts, &request_host(request).unwrap_or_default(), request.uri().path())?
             }
-        }
-        let host = request_host(request).unwrap_or_default();
-        let path = request.uri().path();
-        let named = routes.iter().any(|(route, _)| route.names_host(&host));
-        let (len, route, slot) = routes
-            .iter()
-            .filter(|(route, _)| if named { route.names_host(&host) } else { route.hosts.is_empty() })
-            .filter_map(|(route, slot)| route.prefix_match(path).map(|len| (len, route, slot)))
-            .max_by_key(|(len, _, _)| *len)?;
-        if route.strip_prefix && len > 0 {
-            strip_path(request, len);
-        }
-        Some(slot.current())
+        } else {
+            select(&mounts, &request_host(request).unwrap_or_default(), request.uri().path())?
+        };
+        Some(Chosen { app: slot.current(), strip })
     }
 
     /// Every app slot, for reloads and introspection.
     pub fn slots(&self) -> Vec<Arc<AppSlot>> {
-        self.routes.load().iter().map(|(_, slot)| slot.clone()).collect()
+        self.mounts.load().iter().map(|(_, slot)| slot.clone()).collect()
     }
 }
 
-/// Fails when two of `routes` claim the same host and prefix.
-fn check_routes(routes: &[(Route, Arc<AppSlot>)]) -> anyhow::Result<()> {
-    for (i, (route, slot)) in routes.iter().enumerate() {
-        for (other, other_slot) in &routes[..i] {
-            let same_hosts = {
-                let (mut a, mut b) = (route.hosts.clone(), other.hosts.clone());
-                a.sort();
-                b.sort();
-                a == b || a.iter().any(|host| b.contains(host))
-            };
-            let same_prefix = route.prefix.trim_end_matches('/') == other.prefix.trim_end_matches('/');
-            anyhow::ensure!(
-                !(same_hosts && same_prefix),
-                "apps `{}` and `{}` both serve prefix {} on the same host; give one of them another \
-                 `prefix` or `hosts`",
-                other_slot.name(),
-                slot.name(),
-                route.prefix
-            );
+/// The app of `mounts` serving `host` (lower case, no port) and `path`, and
+/// how much of the path its mount strips.
+fn select<'a, T>(mounts: &'a [(Mount, T)], host: &str, path: &str) -> Option<(&'a T, usize)> {
+    let named = mounts.iter().any(|(mount, _)| mount.names_host(host));
+    let (len, mount, app) = mounts
+        .iter()
+        .filter(|(mount, _)| if named { mount.names_host(host) } else { mount.hosts.is_empty() })
+        .filter_map(|(mount, app)| mount.prefix_match(path).map(|len| (len, mount, app)))
+        .max_by_key(|(len, _, _)| *len)?;
+    Some((app, if mount.strip_prefix { len } else { 0 }))
+}
+
+/// Fails when two of `mounts` claim the same host and prefix.
+fn check_mounts(mounts: &[(Mount, Arc<AppSlot>)]) -> anyhow::Result<()> {
+    for (i, (mount, slot)) in mounts.iter().enumerate() {
+        for (other, other_slot) in &mounts[..i] {
+            if overlap(mount, other) {
+                anyhow::bail!(
+                    "apps `{}` and `{}` both serve prefix {} on the same host; give one of them another \
+                     `prefix` or `hosts`",
+                    other_slot.name(),
+                    slot.name(),
+                    mount.prefix
+                );
+            }
         }
     }
     Ok(())
 }
 
-/// Removes the first `len` bytes of the request's path (a matched prefix);
-/// what is left starts with exactly one `/` (an emptied path becomes `/`).
-fn strip_path<B>(request: &mut Request<B>, len: usize) {
-    let uri = request.uri();
-    // `/b//x` leaves `//x`, which a URL parser would read as host `x`.
-    let rest = uri.path()[len..].trim_start_matches('/');
-    let rest = format!("/{rest}");
-    let path_and_query = match uri.query() {
-        Some(query) => format!("{rest}?{query}"),
-        None => rest,
+/// Whether `a` and `b` claim the same host and prefix.
+fn overlap(a: &Mount, b: &Mount) -> bool {
+    let same_hosts = {
+        let (mut x, mut y) = (a.hosts.clone(), b.hosts.clone());
+        x.sort();
+        y.sort();
+        x == y || x.iter().any(|host| y.contains(host))
     };
-    let mut parts = uri.clone().into_parts();
-    if let Ok(value) = path_and_query.parse() {
-        parts.path_and_query = Some(value);
-        if let Ok(stripped) = http::Uri::from_parts(parts) {
-            *request.uri_mut() = stripped;
-        }
-    }
+    same_hosts && a.prefix.trim_end_matches('/') == b.prefix.trim_end_matches('/')
 }
 
 /// The request's host, lower case and without port: from the URI (HTTP/2,
@@ -170,33 +132,37 @@ fn request_host<B>(request: &Request<B>) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn route(hosts: &[&str], prefix: &str) -> Route {
-        Route { hosts: hosts.iter().map(|h| h.to_string()).collect(), prefix: prefix.to_owned(), strip_prefix: false }
+    fn mount(hosts: &[&str], prefix: &str, strip_prefix: bool) -> Mount {
+        Mount { hosts: hosts.iter().map(|h| h.to_string()).collect(), prefix: prefix.to_owned(), strip_prefix }
     }
 
     #[test]
-    fn prefixes_match_on_segment_boundaries() {
-        let api = route(&[], "/api");
-        assert_eq!(api.prefix_match("/api"), Some(4));
-        assert_eq!(api.prefix_match("/api/orders"), Some(4));
-        assert_eq!(api.prefix_match("/apix"), None);
-        assert_eq!(api.prefix_match("/"), None);
-        let root = route(&[], "/");
-        assert_eq!(root.prefix_match("/anything"), Some(0));
-        assert_eq!(route(&[], "/api/").prefix_match("/api/x"), Some(4));
+    fn hosts_first_then_the_longest_prefix() {
+        let mounts = [
+            (mount(&[], "/", false), "root"),
+            (mount(&[], "/api", true), "api"),
+            (mount(&[], "/api/v2", false), "v2"),
+            (mount(&["shop.test"], "/", false), "shop"),
+            (mount(&["shop.test"], "/admin", false), "shop-admin"),
+        ];
+        let pick = |host, path| select(&mounts, host, path).map(|(app, strip)| (*app, strip));
+        assert_eq!(pick("other.test", "/x"), Some(("root", 0)));
+        assert_eq!(pick("other.test", "/api/orders"), Some(("api", 4)), "a stripping mount strips its prefix");
+        assert_eq!(pick("other.test", "/api/v2/orders"), Some(("v2", 0)));
+        assert_eq!(pick("other.test", "/apix"), Some(("root", 0)), "prefixes match whole segments");
+        assert_eq!(pick("shop.test", "/api/orders"), Some(("shop", 0)), "a named host sees only its own apps");
+        assert_eq!(pick("shop.test", "/admin/users"), Some(("shop-admin", 0)));
+        let hosted = [(mount(&["a.test"], "/", false), "a")];
+        assert_eq!(select(&hosted, "b.test", "/").map(|(app, _)| *app), None, "no app for an unnamed host");
     }
 
     #[test]
-    fn stripping_keeps_the_query() {
-        let mut request = Request::builder().uri("/api/orders?x=1").body(()).unwrap();
-        strip_path(&mut request, 4);
-        assert_eq!(request.uri(), "/orders?x=1");
-        let mut request = Request::builder().uri("/api?x=1").body(()).unwrap();
-        strip_path(&mut request, 4);
-        assert_eq!(request.uri(), "/?x=1");
-        let mut request = Request::builder().uri("/api//evil.example/x").body(()).unwrap();
-        strip_path(&mut request, 4);
-        assert_eq!(request.uri(), "/evil.example/x", "never a leading `//`");
+    fn two_apps_on_one_host_and_prefix_overlap() {
+        assert!(overlap(&mount(&[], "/api/", false), &mount(&[], "/api", true)));
+        assert!(overlap(&mount(&["a", "b"], "/", false), &mount(&["b"], "/", false)));
+        assert!(!overlap(&mount(&["a"], "/", false), &mount(&["b"], "/", false)));
+        assert!(!overlap(&mount(&[], "/", false), &mount(&["b"], "/", false)));
+        assert!(!overlap(&mount(&[], "/api", false), &mount(&[], "/", false)));
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! What a request must look like before routing reads it: one unambiguous
-//! authority, and a path without dot-segments.
+//! What a request's target must look like before routing reads it (one
+//! unambiguous authority, a path without dot-segments), and what it becomes
+//! when a mount strips its prefix.
 //!
 //! Routing picks a tenant by host and path prefix, and `strip_prefix` cuts
 //! the prefix off, so both must mean one thing only: `Host: a.test,c.test`
@@ -62,6 +63,29 @@ fn normalize_path<B>(request: &mut Request<B>) {
         parts.path_and_query = Some(value);
         if let Ok(uri) = http::Uri::from_parts(parts) {
             *request.uri_mut() = uri;
+        }
+    }
+}
+
+/// Removes the first `len` bytes of the request's path (a prefix its mount
+/// strips); what is left starts with exactly one `/` (an emptied path becomes
+/// `/`).
+pub(crate) fn strip_prefix<B>(request: &mut Request<B>, len: usize) {
+    if len == 0 {
+        return;
+    }
+    let uri = request.uri();
+    // `/b//x` leaves `//x`, which a URL parser would read as host `x`.
+    let rest = format!("/{}", uri.path()[len..].trim_start_matches('/'));
+    let path_and_query = match uri.query() {
+        Some(query) => format!("{rest}?{query}"),
+        None => rest,
+    };
+    let mut parts = uri.clone().into_parts();
+    if let Ok(value) = path_and_query.parse() {
+        parts.path_and_query = Some(value);
+        if let Ok(stripped) = http::Uri::from_parts(parts) {
+            *request.uri_mut() = stripped;
         }
     }
 }
@@ -146,6 +170,19 @@ mod tests {
         assert!(admitted("/", Some("a.test:8080")).is_ok());
         assert!(admitted("/", Some("[::1]:8080")).is_ok());
         assert!(admitted("/", None).is_ok(), "HTTP/1.0 without Host is the app's business");
+    }
+
+    #[test]
+    fn stripping_keeps_the_query_and_one_leading_slash() {
+        let stripped = |uri: &str, len| {
+            let mut request = Request::builder().uri(uri).body(()).unwrap();
+            strip_prefix(&mut request, len);
+            request.uri().to_string()
+        };
+        assert_eq!(stripped("/api/orders?x=1", 4), "/orders?x=1");
+        assert_eq!(stripped("/api?x=1", 4), "/?x=1");
+        assert_eq!(stripped("/api//evil.example/x", 4), "/evil.example/x", "never a leading `//`");
+        assert_eq!(stripped("/api/x", 0), "/api/x");
     }
 
     #[test]

@@ -3,11 +3,13 @@
 Routes (any method):
   /count  -> ``count=N``: N counts requests seen by this instance
   /echo   -> the request body, with the request's content-type
-  /env    -> the value of env var WASMHOST_REQUEST_ID ('' when unset)
+  /env    -> the guest's whole environment, as a JSON object
+  /request-id -> the x-request-id header the guest received ('' when absent)
   /print  -> writes guest-stdout-marker / guest-stderr-marker, returns 200
   other   -> ``hello from wasmhost\\n``
 """
 
+import json
 import os
 import sys
 from urllib.parse import urlsplit
@@ -39,8 +41,11 @@ class IncomingHandler(exports.IncomingHandler):
             echo_headers = {"content-type": content_type} if content_type else {}
             http.respond(response_out, 200, body, echo_headers)
         elif route == "/env":
-            value = os.environ.get("WASMHOST_REQUEST_ID", "")
-            http.respond(response_out, 200, value.encode(), TEXT)
+            body = json.dumps(dict(os.environ)).encode()
+            http.respond(response_out, 200, body, {"content-type": "application/json"})
+        elif route == "/request-id":
+            value = http.header(request, "x-request-id") or b""
+            http.respond(response_out, 200, value, TEXT)
         elif route == "/print":
             # Guest stdout is block-buffered (not a tty): flush explicitly.
             print("guest-stdout-marker", flush=True)

@@ -23,7 +23,7 @@ use wasmtime_wasi_http::WasiHttpHooks;
 
 use super::{Capability, RequestContext};
 use crate::store::StoreData;
-use crate::AppSpec;
+use wasmhost_spec::AppSpec;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -70,7 +70,7 @@ impl Capability for Exchange {
     type App = ();
     type Instance = ExchangeInstance;
 
-    fn app(_spec: &AppSpec) -> anyhow::Result<()> {
+    fn app(_spec: &AppSpec, _previous: Option<&()>) -> anyhow::Result<()> {
         Ok(())
     }
 

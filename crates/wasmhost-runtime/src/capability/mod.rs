@@ -28,7 +28,7 @@ use wasmtime::component::Linker;
 
 use exchange::RequestHead;
 use crate::store::StoreData;
-use crate::AppSpec;
+use wasmhost_spec::AppSpec;
 
 pub mod exchange;
 pub mod outbound;
@@ -42,8 +42,11 @@ pub trait Capability {
     /// State of one instance, kept in its store.
     type Instance: Send + 'static;
 
-    /// The app state for the app `spec` describes.
-    fn app(spec: &AppSpec) -> Result<Self::App>;
+    /// The app state for the app `spec` describes. `previous` is the state
+    /// of the version this one replaces (a reload), from which state that
+    /// must outlive a version carries over (a budget of connections still
+    /// open, say).
+    fn app(spec: &AppSpec, previous: Option<&Self::App>) -> Result<Self::App>;
 
     /// The state of a new instance of an app with state `app`.
     fn instance(app: &Self::App) -> Result<Self::Instance>;
@@ -94,9 +97,10 @@ macro_rules! capabilities {
         }
 
         impl Apps {
-            /// Every capability's app state for the app `spec` describes.
-            pub fn new(spec: &AppSpec) -> Result<Self> {
-                Ok(Self { $($field: <$capability as Capability>::app(spec)?,)* })
+            /// Every capability's app state for the app `spec` describes,
+            /// carrying over from `previous`, the version it replaces.
+            pub fn new(spec: &AppSpec, previous: Option<&Apps>) -> Result<Self> {
+                Ok(Self { $($field: <$capability as Capability>::app(spec, previous.map(|apps| &apps.$field))?,)* })
             }
 
             /// Every capability's state for a new instance.

@@ -10,7 +10,7 @@ use wasmtime::component::Linker;
 
 use super::Capability;
 use crate::store::StoreData;
-use crate::AppSpec;
+use wasmhost_spec::AppSpec;
 
 /// The platform capability.
 pub struct Platform;
@@ -19,8 +19,10 @@ impl Capability for Platform {
     type App = PlatformCtx;
     type Instance = PlatformCtx;
 
-    fn app(spec: &AppSpec) -> Result<PlatformCtx> {
-        Ok(PlatformCtx::new(Arc::from(spec.name.as_str()), Arc::new(SchemaCache::default())))
+    fn app(spec: &AppSpec, previous: Option<&PlatformCtx>) -> Result<PlatformCtx> {
+        // Compiled schemas are keyed by their text: a new version may reuse them.
+        let schemas = previous.map_or_else(|| Arc::new(SchemaCache::default()), |previous| previous.schemas().clone());
+        Ok(PlatformCtx::new(Arc::from(spec.name.as_str()), schemas))
     }
 
     fn instance(app: &PlatformCtx) -> Result<PlatformCtx> {

@@ -17,7 +17,7 @@ use wasmtime_wasi_http::WasiHttpCtx;
 use super::{Capability, RequestContext};
 use crate::guest_log::{GuestLog, OutputBudget, RequestTag};
 use crate::store::StoreData;
-use crate::{AppSpec, GuestEnv};
+use wasmhost_spec::{AppSpec, GuestEnv};
 
 /// The WASI capability.
 pub struct Wasi;
@@ -43,8 +43,12 @@ impl Capability for Wasi {
     type App = WasiApp;
     type Instance = WasiInstance;
 
-    fn app(spec: &AppSpec) -> Result<WasiApp> {
-        let output = OutputBudget::new(Arc::from(spec.name.as_str()), spec.limits.guest_log_rate);
+    fn app(spec: &AppSpec, previous: Option<&WasiApp>) -> Result<WasiApp> {
+        // Output budgets span versions: a reload does not refill one.
+        let output = match previous {
+            Some(previous) if previous.output.rate() == spec.limits.guest_log_rate => previous.output.clone(),
+            _ => OutputBudget::new(Arc::from(spec.name.as_str()), spec.limits.guest_log_rate),
+        };
         Ok(WasiApp { env: spec.env.clone(), output })
     }
 
