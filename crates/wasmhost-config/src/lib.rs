@@ -304,6 +304,7 @@ impl AppConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn parse(text: &str) -> Result<Config> {
         Config::parse(text, Path::new("/srv"))

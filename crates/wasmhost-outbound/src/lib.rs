@@ -59,12 +59,13 @@ pub async fn resolve(policy: &OutboundPolicy, uri: &http::Uri, timeout: Duration
     let target = policy.admit(uri)?;
     let resolved: Vec<SocketAddr> = match target.host.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, target.port)],
-        Err(_) => match tokio::time::timeout(timeout, tokio::net::lookup_host((target.host.as_str(), target.port))).await
-        {
-            Ok(Ok(addrs)) => addrs.collect(),
-            Ok(Err(_)) => return Err(Denied::Dns),
-            Err(_) => return Err(Denied::DnsTimeout),
-        },
+        Err(_) => {
+            match tokio::time::timeout(timeout, tokio::net::lookup_host((target.host.as_str(), target.port))).await {
+                Ok(Ok(addrs)) => addrs.collect(),
+                Ok(Err(_)) => return Err(Denied::Dns),
+                Err(_) => return Err(Denied::DnsTimeout),
+            }
+        }
     };
     let allowed: Vec<SocketAddr> =
         resolved.iter().copied().filter(|addr| is_public(addr.ip()) || target.lists_address(addr.ip())).collect();

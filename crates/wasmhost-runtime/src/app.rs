@@ -33,8 +33,8 @@ use crate::metrics::METRICS;
 use crate::outcome::{settle_head, settle_outcome, AppResponse, Failure, Head, Outcome, Refusal};
 use crate::pool::{InstancePool, Lease, Unavailable};
 use crate::store::StoreData;
-use wasmhost_spec::{AppSpec, Limits};
 use wasmhost_platform::{ManifestExport, RouteTable};
+use wasmhost_spec::{AppSpec, Limits};
 
 /// Largest module file accepted, in bytes.
 pub const MAX_MODULE_SIZE: u64 = 512 << 20;
@@ -44,7 +44,9 @@ pub fn read_module(path: &Path) -> Result<Vec<u8>> {
     use std::io::Read;
     let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut bytes = Vec::new();
-    file.take(MAX_MODULE_SIZE + 1).read_to_end(&mut bytes).with_context(|| format!("cannot read {}", path.display()))?;
+    file.take(MAX_MODULE_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     anyhow::ensure!(
         bytes.starts_with(b"\0asm"),
         "{} is not a WebAssembly binary (it does not start with \\0asm)",
@@ -81,7 +83,12 @@ impl AppVersion {
     /// `wasi:http/proxy` world, builds its capabilities (carrying over what
     /// they keep from `previous`, the version it replaces), reads its
     /// manifest and fills its pool, which instantiates it at least once.
-    pub async fn load(runtime: &Runtime, spec: &AppSpec, bytes: Vec<u8>, previous: Option<&AppVersion>) -> Result<Self> {
+    pub async fn load(
+        runtime: &Runtime,
+        spec: &AppSpec,
+        bytes: Vec<u8>,
+        previous: Option<&AppVersion>,
+    ) -> Result<Self> {
         let (name, path) = (spec.name.as_str(), spec.module.as_path());
         let started = Instant::now();
         let compiled = runtime.compile(bytes).await.with_context(|| format!("cannot compile {}", path.display()))?;
@@ -92,9 +99,13 @@ impl AppVersion {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "component compiled"
         );
-        let pre = runtime.linker().instantiate_pre(&compiled.component).map_err(anyhow::Error::from).with_context(|| {
-            format!("{} needs imports wasmhost does not provide; build it for the wasi:http/proxy world", path.display())
-        })?;
+        let pre =
+            runtime.linker().instantiate_pre(&compiled.component).map_err(anyhow::Error::from).with_context(|| {
+                format!(
+                    "{} needs imports wasmhost does not provide; build it for the wasi:http/proxy world",
+                    path.display()
+                )
+            })?;
         let pre = ProxyPre::new(pre)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("{} does not export wasi:http/incoming-handler", path.display()))?;
@@ -234,7 +245,8 @@ impl GuestCall {
         limits: &Limits,
     ) -> Result<Self, Refusal> {
         let fault = Arc::new(BodyFault::default());
-        let request = request.map(|body| LimitedBody { inner: body, remaining: limits.max_body_size, fault: fault.clone() });
+        let request =
+            request.map(|body| LimitedBody { inner: body, remaining: limits.max_body_size, fault: fault.clone() });
         let method = request.method().clone();
         let head = Arc::new(RequestHead::of(&request));
         let (response_tx, response) = oneshot::channel();
@@ -310,6 +322,125 @@ impl GuestCall {
                 }
                 refusal.response(app)
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use wasmhost_spec::{Isolation, Limits};
+
+    use crate::testing::{self, get};
+    use crate::EpochTicker;
+
+    /// One instance, kept warm, under a 2 s deadline.
+    fn one_instance() -> Limits {
+        Limits { max_instances: 1, min_instances: 1, request_timeout: Duration::from_secs(2), ..Default::default() }
+    }
+
+    /// The fixture under `limits`, with the epoch ticker its deadlines need.
+    async fn fixture(limits: Limits) -> (Arc<super::AppVersion>, EpochTicker) {
+        let engine = testing::engine();
+        let ticker = EpochTicker::start(&engine).expect("an epoch ticker");
+        (Arc::new(testing::app(&engine, limits).await), ticker)
+    }
+
+    /// Waits until `ready` holds, for at most 5 s.
+    async fn until(mut ready: impl FnMut() -> bool) {
+        let give_up = std::time::Instant::now() + Duration::from_secs(5);
+        while !ready() {
+            assert!(std::time::Instant::now() < give_up, "gave up waiting");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn an_instance_is_retired_after_about_its_quota_of_requests() {
+        let (app, _ticker) = fixture(Limits { max_requests_per_instance: 20, ..one_instance() }).await;
+        let mut runs = Vec::new();
+        let mut last = 0;
+        for _ in 0..100 {
+            let (status, body) = get(&app, "/").await;
+            assert_eq!(status, 200);
+            let count: u32 = body.parse().expect("a count");
+            if count <= last {
+                runs.push(last);
+            }
+            last = count;
+        }
+        assert!(runs.len() >= 3, "instances were retired after {runs:?} requests");
+        assert!(runs.iter().all(|&run| (18..=22).contains(&run)), "quota 20 ± 10%, got runs of {runs:?}");
+        assert!(app.pool.ready_are_idle());
+    }
+
+    #[tokio::test]
+    async fn an_instance_whose_memory_grew_past_the_threshold_is_retired() {
+        let (app, _ticker) = fixture(Limits { recycle_memory: 32 << 20, ..one_instance() }).await;
+        assert_eq!(get(&app, "/").await, (200, "1".into()));
+        assert_eq!(get(&app, "/").await, (200, "2".into()), "small requests keep the instance");
+        assert_eq!(get(&app, "/grow").await, (200, "3".into()), "the request that grew is answered");
+        assert_eq!(get(&app, "/").await, (200, "1".into()), "then its instance is gone");
+    }
+
+    #[tokio::test]
+    async fn fresh_mode_never_reuses_an_instance() {
+        let (app, _ticker) = fixture(Limits { isolation: Isolation::Fresh, ..one_instance() }).await;
+        for path in ["/", "/a", "/b?c"] {
+            assert_eq!(get(&app, path).await, (200, "1".into()), "{path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once_and_queued_requests_are_served_in_turn() {
+        let limits = Limits { max_queue: 1, queue_timeout: Duration::from_secs(5), ..one_instance() };
+        let (app, _ticker) = fixture(limits).await;
+        let busy = tokio::spawn({
+            let app = app.clone();
+            async move { get(&app, "/spin/300").await }
+        });
+        until(|| app.instance_counts().1 == 1).await;
+        let queued = tokio::spawn({
+            let app = app.clone();
+            async move { get(&app, "/").await }
+        });
+        until(|| app.queued() == 1).await;
+        let (status, body) = get(&app, "/").await;
+        assert_eq!(status, 503, "the queue is full: {body}");
+        assert_eq!(busy.await.unwrap(), (200, "1".into()));
+        assert_eq!(queued.await.unwrap(), (200, "2".into()), "the queued request got the instance next");
+    }
+
+    #[tokio::test]
+    async fn a_request_waits_at_most_the_queue_timeout() {
+        let limits = Limits { queue_timeout: Duration::from_millis(50), ..one_instance() };
+        let (app, _ticker) = fixture(limits).await;
+        let busy = tokio::spawn({
+            let app = app.clone();
+            async move { get(&app, "/spin/1000").await }
+        });
+        until(|| app.instance_counts().1 == 1).await;
+        assert_eq!(get(&app, "/").await.0, 503, "refused while the instance is still busy");
+        assert!(!busy.is_finished(), "the refusal came from the queue timeout, not the busy request ending");
+        assert_eq!(busy.await.unwrap(), (200, "1".into()));
+        assert_eq!(app.queued(), 0);
+    }
+
+    #[tokio::test]
+    async fn whatever_a_request_ends_with_its_instance_keeps_nothing_of_it() {
+        let limits = Limits {
+            max_instances: 2,
+            min_instances: 2,
+            request_timeout: Duration::from_millis(300),
+            ..one_instance()
+        };
+        let (app, _ticker) = fixture(limits).await;
+        for path in ["/", "/trap", "/noresponse", "/loop", "/spin/5", "/grow"] {
+            let _ = get(&app, path).await;
+            until(|| app.instance_counts() == (2, 0)).await;
+            assert!(app.pool.ready_are_idle(), "after {path}");
         }
     }
 }

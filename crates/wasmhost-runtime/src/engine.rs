@@ -44,7 +44,9 @@ impl Runtime {
     /// cache) on a blocking thread.
     pub async fn compile(&self, bytes: Vec<u8>) -> Result<Compiled> {
         let (engine, cache) = (self.engine.clone(), self.cache.clone());
-        tokio::task::spawn_blocking(move || cache.load(&engine, &bytes)).await.context("the compiler thread panicked")?
+        tokio::task::spawn_blocking(move || cache.load(&engine, &bytes))
+            .await
+            .context("the compiler thread panicked")?
     }
 }
 

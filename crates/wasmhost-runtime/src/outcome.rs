@@ -246,7 +246,8 @@ mod tests {
     fn every_outcome_without_a_head_has_its_status() {
         assert_eq!(status(settle_outcome(Outcome::Completed, None)), 500);
         assert_eq!(settle_outcome(Outcome::Completed, None).reply().reason, "the app did not respond");
-        let expected = [(Failure::Timeout, 504), (Failure::Memory, 500), (Failure::StackOverflow, 500), (Failure::Trap, 500)];
+        let expected =
+            [(Failure::Timeout, 504), (Failure::Memory, 500), (Failure::StackOverflow, 500), (Failure::Trap, 500)];
         for (failure, code) in expected {
             assert_eq!(status(settle_outcome(Outcome::Failed(failure), None)), code, "{failure:?}");
         }

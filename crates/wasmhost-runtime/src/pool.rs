@@ -27,9 +27,9 @@ use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
 
 use crate::capability::Apps;
-use wasmhost_spec::{Isolation, Limits};
 use crate::metrics::METRICS;
 use crate::store::StoreData;
+use wasmhost_spec::{Isolation, Limits};
 
 /// Why a request could not get an instance.
 #[derive(Debug)]
@@ -91,12 +91,7 @@ impl InstancePool {
     ///
     /// Fails if an instance cannot be created, which also proves the
     /// component instantiates under the app's limits.
-    pub async fn new(
-        app: Arc<str>,
-        pre: ProxyPre<StoreData>,
-        limits: Limits,
-        capabilities: Arc<Apps>,
-    ) -> Result<Self> {
+    pub async fn new(app: Arc<str>, pre: ProxyPre<StoreData>, limits: Limits, capabilities: Arc<Apps>) -> Result<Self> {
         let shared = Arc::new(Shared {
             app,
             capabilities,

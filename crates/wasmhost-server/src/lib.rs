@@ -130,6 +130,13 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// HTTP/1 from HTTP/2. A client that has not sent enough to tell within
 /// `timeout` (nothing at all, or a stalled partial preface) is dropped: the
 /// header read timeout covers the very first bytes too.
+///
+/// hyper-util's `server::conn::auto::Builder` tells the two apart as well,
+/// but its version read (`read_version`, hyper-util 0.1.21) has no timeout of
+/// its own, and hyper's header read timeout only starts once HTTP/1 parsing
+/// does: a client that sends `PRI * HTT` and stalls would hold a connection
+/// slot for as long as the kernel keeps the socket. Peeking under the
+/// header read timeout keeps every connection's first bytes bounded.
 async fn detect_protocol(stream: &tokio::net::TcpStream, timeout: Duration) -> Option<Protocol> {
     let detect = async {
         let mut buf = [0u8; H2_PREFACE.len()];
@@ -175,7 +182,9 @@ async fn handle(
                 target::strip_prefix(&mut request, chosen.strip);
                 chosen.app.handle(request, &request_id).await
             }
-            None => wasmhost_runtime::outcome::error_response(http::StatusCode::NOT_FOUND, "no app serves this address"),
+            None => {
+                wasmhost_runtime::outcome::error_response(http::StatusCode::NOT_FOUND, "no app serves this address")
+            }
         }
     };
     let (mut parts, body) = response.into_parts();

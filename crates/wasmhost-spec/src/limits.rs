@@ -15,6 +15,15 @@ pub enum Isolation {
     Fresh,
 }
 
+impl std::fmt::Display for Isolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Isolation::Reuse => "reuse",
+            Isolation::Fresh => "fresh",
+        })
+    }
+}
+
 /// Every limit an app runs under. [`Limits::default`] holds the documented
 /// defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,46 +99,46 @@ impl Default for Limits {
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct LimitSettings {
     /// `reuse`: warm instances serve many requests; `fresh`: one instance per request.
-    #[arg(long, value_enum, default_value_t = Limits::default().isolation)]
+    #[arg(long, value_enum, default_value = Limits::default().isolation.to_string())]
     pub isolation: Option<Isolation>,
     /// Most instances busy at once (the app's concurrency).
-    #[arg(long, default_value_t = Limits::default().max_instances)]
+    #[arg(long, default_value = Limits::default().max_instances.to_string())]
     pub max_instances: Option<usize>,
     /// Instances kept ready ahead of demand.
-    #[arg(long, default_value_t = Limits::default().min_instances)]
+    #[arg(long, default_value = Limits::default().min_instances.to_string())]
     pub min_instances: Option<usize>,
     /// Most requests waiting for an instance; beyond it requests get 503.
-    #[arg(long, default_value_t = Limits::default().max_queue)]
+    #[arg(long, default_value = Limits::default().max_queue.to_string())]
     pub max_queue: Option<usize>,
     /// Longest a request waits for an instance before getting 503.
-    #[arg(long, default_value_t = Limits::default().queue_timeout.into())]
+    #[arg(long, default_value = humantime::Duration::from(Limits::default().queue_timeout).to_string())]
     pub queue_timeout: Option<humantime::Duration>,
     /// Longest a guest may run for one request (CPU and wall time); then 504.
-    #[arg(long, default_value_t = Limits::default().request_timeout.into())]
+    #[arg(long, default_value = humantime::Duration::from(Limits::default().request_timeout).to_string())]
     pub request_timeout: Option<humantime::Duration>,
     /// Linear memory an instance may hold, summed over its memories.
-    #[arg(long, default_value_t = ByteSize(Limits::default().memory_limit as u64))]
+    #[arg(long, default_value = ByteSize(Limits::default().memory_limit as u64).to_string())]
     pub memory_limit: Option<ByteSize>,
     /// Retire an instance whose memory grew past this after its request.
-    #[arg(long, default_value_t = ByteSize(Limits::default().recycle_memory as u64))]
+    #[arg(long, default_value = ByteSize(Limits::default().recycle_memory as u64).to_string())]
     pub recycle_memory: Option<ByteSize>,
     /// Retire an instance after about this many requests (±10%).
-    #[arg(long, default_value_t = Limits::default().max_requests_per_instance)]
+    #[arg(long, default_value = Limits::default().max_requests_per_instance.to_string())]
     pub max_requests_per_instance: Option<u64>,
     /// Largest request body; larger ones get 413.
-    #[arg(long, default_value_t = ByteSize(Limits::default().max_body_size))]
+    #[arg(long, default_value = ByteSize(Limits::default().max_body_size).to_string())]
     pub max_body_size: Option<ByteSize>,
     /// Bytes per second an app's instances may print to stdout/stderr
     /// (bursts of twice that); the excess is dropped and counted.
-    #[arg(long, default_value_t = ByteSize(Limits::default().guest_log_rate))]
+    #[arg(long, default_value = ByteSize(Limits::default().guest_log_rate).to_string())]
     pub guest_log_rate: Option<ByteSize>,
     /// Most outbound connections the app's guests hold open at once, all
     /// instances together; beyond it a request fails in the guest with
     /// connection-limit-reached.
-    #[arg(long, default_value_t = Limits::default().max_outbound_connections)]
+    #[arg(long, default_value = Limits::default().max_outbound_connections.to_string())]
     pub max_outbound_connections: Option<usize>,
     /// Most outbound connections one instance holds open at once.
-    #[arg(long, default_value_t = Limits::default().max_outbound_connections_per_instance)]
+    #[arg(long, default_value = Limits::default().max_outbound_connections_per_instance.to_string())]
     pub max_outbound_connections_per_instance: Option<usize>,
 }
 
@@ -186,7 +195,15 @@ mod tests {
     #[test]
     fn flags_set_limits_and_counts_stay_positive() {
         let flags = Flags::try_parse_from([
-            "x", "--max-instances", "0", "--memory-limit", "64MiB", "--request-timeout", "250ms", "--isolation", "fresh",
+            "x",
+            "--max-instances",
+            "0",
+            "--memory-limit",
+            "64MiB",
+            "--request-timeout",
+            "250ms",
+            "--isolation",
+            "fresh",
         ])
         .unwrap();
         let limits = flags.limits.resolve().unwrap();

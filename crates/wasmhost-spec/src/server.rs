@@ -12,8 +12,7 @@ use crate::AccessLogFormat;
 pub const DEFAULT_ADDR: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
 
 /// Where the admin listener listens by default (`--admin-addr`, `admin_addr`).
-pub const DEFAULT_ADMIN_ADDR: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9090);
+pub const DEFAULT_ADMIN_ADDR: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9090);
 
 /// Connection-level limits and timeouts. [`ServerOptions::default`] holds
 /// the documented defaults.
@@ -50,22 +49,22 @@ impl Default for ServerOptions {
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct ServerSettings {
     /// Most client connections open at once; more wait in the accept backlog.
-    #[arg(long, default_value_t = ServerOptions::default().max_connections)]
+    #[arg(long, default_value = ServerOptions::default().max_connections.to_string())]
     pub max_connections: Option<usize>,
     /// Time a client has to send its request head; idle connections close after it too.
-    #[arg(long, default_value_t = ServerOptions::default().header_read_timeout.into())]
+    #[arg(long, default_value = humantime::Duration::from(ServerOptions::default().header_read_timeout).to_string())]
     pub header_read_timeout: Option<humantime::Duration>,
     /// Largest request head (request line and headers); larger ones get 431.
-    #[arg(long, default_value_t = ByteSize(ServerOptions::default().max_header_size as u64))]
+    #[arg(long, default_value = ByteSize(ServerOptions::default().max_header_size as u64).to_string())]
     pub max_header_size: Option<ByteSize>,
     /// Longest wait for in-flight requests after SIGTERM or SIGINT.
-    #[arg(long, default_value_t = ServerOptions::default().drain_timeout.into())]
+    #[arg(long, default_value = humantime::Duration::from(ServerOptions::default().drain_timeout).to_string())]
     pub drain_timeout: Option<humantime::Duration>,
     /// Access log: `fields` (one structured event per request, JSON with
     /// --log-format json), `off`, or a template such as
     /// '{peer} "{method} {path}" {status} {bytes} {duration_ms}ms'. Fields:
     /// time, app, method, path, status, duration_ms, bytes, end, request_id, peer.
-    #[arg(long, default_value_t = AccessLogFormat::default())]
+    #[arg(long, default_value = AccessLogFormat::default().to_string())]
     pub access_log: Option<AccessLogFormat>,
 }
 

@@ -26,8 +26,8 @@ use std::time::Instant;
 use anyhow::Result;
 use wasmtime::component::Linker;
 
-use exchange::RequestHead;
 use crate::store::StoreData;
+use exchange::RequestHead;
 use wasmhost_spec::AppSpec;
 
 pub mod exchange;

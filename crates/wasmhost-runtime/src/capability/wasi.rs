@@ -79,7 +79,9 @@ impl Capability for Wasi {
     }
 
     fn add_to_linker(linker: &mut Linker<StoreData>) -> Result<()> {
-        wasmtime_wasi::p2::add_to_linker_async(linker).map_err(anyhow::Error::from).context("cannot add WASI to the linker")?;
+        wasmtime_wasi::p2::add_to_linker_async(linker)
+            .map_err(anyhow::Error::from)
+            .context("cannot add WASI to the linker")?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
             .map_err(anyhow::Error::from)
             .context("cannot add wasi:http to the linker")?;
