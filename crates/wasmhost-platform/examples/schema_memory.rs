@@ -62,8 +62,9 @@ fn main() {
         let elapsed = t.elapsed();
         let outcome = match result {
             Ok(schema) => {
+                let bytes = schema.heap_bytes();
                 kept.push(schema);
-                "compiled".to_owned()
+                format!("compiled, {:.1} MiB measured", bytes as f64 / f64::from(1 << 20))
             }
             Err(e) => format!("refused: {}", e.chars().take(200).collect::<String>()),
         };
