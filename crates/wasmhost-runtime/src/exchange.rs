@@ -173,6 +173,7 @@ fn build_response(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body::Body as _;
 
     fn fields(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
         pairs.iter().map(|(n, v)| (n.to_string(), v.as_bytes().to_vec())).collect()

@@ -51,7 +51,8 @@ pub(crate) async fn app(engine: &wasmtime::Engine, limits: crate::Limits) -> cra
         env: crate::GuestEnv::default(),
     };
     let bytes = component().expect("the fixture component");
-    crate::App::new(engine, &crate::CompileCache::disabled(), &spec, bytes).await.expect("the fixture loads")
+    let connections = crate::ConnectionBudget::new("fixture".into(), spec.limits.max_outbound_connections);
+    crate::App::new(engine, &crate::CompileCache::disabled(), &spec, bytes, connections).await.expect("the fixture loads")
 }
 
 /// `GET path` served by `app`: the status and the body.
