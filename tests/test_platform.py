@@ -125,6 +125,67 @@ def test_catastrophic_regex_finishes(server):
     assert elapsed < 1, f"validation took {elapsed:.2f} s"
 
 
+def pattern_heavy_schema(seed: int, patterns: int, atom: str) -> bytes:
+    """A schema of `patterns` distinct patterns `^<seed>x<i><atom>$`;
+    `seed` makes it distinct from the other schemas of a test."""
+    properties = {f"p{i}": {"pattern": f"^{seed}x{i}{atom}$"} for i in range(patterns)}
+    return json.dumps({"type": "object", "properties": properties}).encode()
+
+
+def keep_schema(server: Server, schema: bytes) -> dict:
+    """Compiles `schema` in the guest and keeps its handle alive."""
+    status, _, answer = server.request("POST", "/schema/keep", body=schema, headers=JSON, timeout=60)
+    assert status == 200, answer
+    return json.loads(answer)
+
+
+SCHEMA_HOST_MEMORY_BOUND_MIB = 250
+"""How much the host's memory (outside guest linear memory) may grow while
+a guest compiles and keeps the schemas of the attack below: the app's
+64 MiB of compiled schemas, one compile's transient memory and the
+allocator's slack. Before the fix it grew by ~650 MiB."""
+
+
+def test_compiled_schemas_cannot_take_the_host_memory(wasmhost_bin):
+    """Issue 11, finding 4: compiled schemas live in the host's heap,
+    outside any guest's `--memory-limit`. A guest compiling many distinct
+    pattern-heavy schemas and keeping them alive gets error values naming
+    the limit it hit, the host's memory stays bounded, and the instance
+    keeps serving."""
+    with Server(wasmhost_bin, APP, ["--max-instances", "1", "--request-timeout", "60s"]) as server:
+        # Warm-up: the first compile sets up jsonschema's meta-schemas.
+        assert keep_schema(server, b'{"type": "object"}')["ok"]
+        assert call(server, "/schema/release", b"") == {"released": 1}
+        before = server.memory().host_kib
+        # Patterns whose automata are ~230 KB each: ~140 MB per schema
+        # under the old 2 MiB-per-pattern limit.
+        heavy = [keep_schema(server, pattern_heavy_schema(seed, 600, r"\S{100}")) for seed in range(4)]
+        # Schemas within every per-schema budget, ~9 MiB each: more of them
+        # than the app's 64 MiB.
+        many = [keep_schema(server, pattern_heavy_schema(seed, 1000, "[a-z]{30}")) for seed in range(4, 14)]
+        grown_mib = (server.memory().host_kib - before) / 1024
+        assert grown_mib < SCHEMA_HOST_MEMORY_BOUND_MIB, (
+            f"the host's memory grew by {grown_mib:.0f} MiB; answers: {[a['ok'] for a in heavy + many]}"
+        )
+        for answer in heavy:
+            assert not answer["ok"], answer
+            assert "600 distinct patterns share the host's budget of 8 MiB" in answer["message"], answer
+        kept = [answer for answer in many if answer["ok"]]
+        refused = [answer for answer in many if not answer["ok"]]
+        assert len(kept) >= 4 and refused, many
+        for answer in refused:
+            assert "of the host's limit of 64 MiB of compiled schemas per app" in answer["message"], answer
+        # The same instance (its module state is intact) keeps serving, and
+        # dropping the schemas gives their memory back to the app.
+        assert call(server, "/schema/release", b"") == {"released": len(kept)}
+        assert all(keep_schema(server, pattern_heavy_schema(seed, 1000, "[a-z]{30}"))["ok"] for seed in (4, 5))
+        assert call(server, "/schema/validate/order", ORDER_OK) == {"ok": True, "errors": []}
+        status, _, _ = server.request("POST", "/orders", body=ORDER_OK.encode(), headers=JSON)
+        assert status == 201
+        status, _, _ = server.request("POST", "/orders", body=b'{"sku": "bad", "qty": 2}', headers=JSON)
+        assert status == 422
+
+
 ORDER_OK = '{"sku": "ABC-123", "qty": 2}'
 
 

@@ -16,7 +16,9 @@
 //! run; they are usable on their own. All inputs are bounded (64 MiB, 128
 //! levels of nesting) and checked without recursion before anything
 //! recursive sees them; see the [`json`] and [`schema`] modules for what
-//! each hostile input does.
+//! each hostile input does. What compiled schemas hold in the host's heap
+//! is bounded per schema and per app ([`schema`]), measured by the
+//! counting global allocator of [`heap`].
 
 use std::sync::{Arc, LazyLock};
 
@@ -26,6 +28,7 @@ use anyhow::Context as _;
 use wasmtime::component::{HasData, Instance, InstancePre, Linker, Resource, ResourceTable};
 use wasmtime::AsContextMut;
 
+pub mod heap;
 pub mod json;
 mod routes;
 pub mod schema;
@@ -296,6 +299,28 @@ mod tests {
         full.table.set_max_capacity(0);
         let e = full.view().compile(b"{}".to_vec()).expect_err("table full");
         assert!(e.contains("drop schemas"), "{e}");
+    }
+
+    #[test]
+    fn schema_handles_count_against_the_app_limit() {
+        let schema = |seed: usize| {
+            let properties: serde_json::Map<_, _> =
+                (0..200).map(|i| (format!("s{seed}p{i}"), serde_json::json!({"minimum": i}))).collect();
+            serde_json::json!({ "properties": properties }).to_string().into_bytes()
+        };
+        let size = CompiledSchema::compile(&schema(0)).expect("compiles").heap_bytes();
+        let cache = Arc::new(SchemaCache::new(schema::DEFAULT_CACHE_ENTRIES, size * 3 / 2));
+        let mut state = State { platform: PlatformCtx::new(Arc::from("app"), cache.clone()), ..State::default() };
+        let mut view = state.view();
+        let first = view.compile(schema(0)).expect("fits");
+        // An error value for the guest, not a trap.
+        let e = view.compile(schema(1)).expect_err("over the app's limit");
+        assert!(e.contains("compiled schemas per app"), "{e}");
+        // Dropping the handle (and with it the last reference) gives the
+        // bytes back.
+        view.drop(first).expect("drops");
+        let second = view.compile(schema(1)).expect("fits now");
+        assert_eq!(view.ctx.schemas().held_bytes(), view.table.get(&second).expect("in the table").0.heap_bytes());
     }
 
     /// A component that imports `json.check` and exports the manifest;

@@ -406,6 +406,22 @@ mod tests {
     }
 
     #[test]
+    fn route_schemas_count_against_the_app_limit() {
+        let schema = |seed: usize| {
+            let properties: serde_json::Map<_, _> =
+                (0..200).map(|i| (format!("s{seed}p{i}"), json!({"minimum": i}))).collect();
+            json!({ "properties": properties }).to_string()
+        };
+        let size = CompiledSchema::compile(schema(0).as_bytes()).expect("compiles").heap_bytes();
+        let cache = SchemaCache::new(crate::schema::DEFAULT_CACHE_ENTRIES, size * 3 / 2);
+        let table = RouteTable::new(vec![route("POST", "/a", Some(&schema(0)))], &cache).expect("fits");
+        let routes = vec![route("POST", "/a", Some(&schema(0))), route("POST", "/b", Some(&schema(1)))];
+        let e = format!("{:#}", RouteTable::new(routes, &cache).expect_err("over the app's limit"));
+        assert!(e.starts_with("route 1 (`POST /b`)") && e.contains("compiled schemas per app"), "{e}");
+        drop(table);
+    }
+
+    #[test]
     fn check_body_answers_with_problems() {
         let cache = SchemaCache::default();
         let schema = cache

@@ -29,14 +29,33 @@
 //! file references, embedded resources (`$id` in a subschema) and
 //! `$dynamicRef`/`$recursiveRef` are refused at compile time; nothing is
 //! ever fetched.
+//!
+//! Compiled schemas live in the host's heap, outside any guest's memory
+//! limit, so what they may hold is bounded twice:
+//!
+//! * per schema, before compiling: at most [`MAX_SCHEMA_VALUES`] JSON
+//!   values (each costs `jsonschema` up to ~300 bytes) and
+//!   [`MAX_SCHEMA_PATTERNS`] distinct patterns, which share
+//!   [`PATTERN_BUDGET_BYTES`] of compiled automata, each getting an equal
+//!   share (at most 2 MiB) as its size limit;
+//! * per app, after compiling: the compile measures the heap bytes the
+//!   validator holds (with the counting allocator of [`crate::heap`]), and
+//!   a [`SchemaCache`] keeps the app's schemas — cached, held by guests as
+//!   `schema` handles, or validating its routes — under
+//!   [`APP_SCHEMA_BYTES`], evicting unused cached schemas first and
+//!   refusing a compile that would go over.
+//!
+//! Every refusal is an error value that names the limit.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use anyhow::{anyhow, Context as _};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
+use crate::heap;
 use crate::json::{self, JsonError};
 
 pub use crate::bindings::wasmhost::platform::validation::ValidationError as Violation;
@@ -44,8 +63,28 @@ pub use crate::bindings::wasmhost::platform::validation::ValidationError as Viol
 /// Most failures [`CompiledSchema::validate`] lists.
 pub const MAX_VIOLATIONS: usize = 100;
 
-/// Compiled schemas a [`SchemaCache`] keeps by default.
+/// Compiled schemas (and failed compiles) a [`SchemaCache`] keeps by
+/// default.
 pub const DEFAULT_CACHE_ENTRIES: usize = 256;
+
+/// Most JSON values (objects, arrays and scalars: subschemas, keywords,
+/// `enum` items...) one schema may have. Each costs `jsonschema` up to ~300
+/// bytes, so this bounds one compile at ~30 MB; the Kubernetes `Deployment`
+/// schema bundled with all 700 API definitions has 22 000.
+pub const MAX_SCHEMA_VALUES: u64 = 100_000;
+
+/// Most distinct patterns one schema may have. Each compiled pattern costs
+/// ~8 KB besides its automaton, which its size limit does not cover.
+pub const MAX_SCHEMA_PATTERNS: u64 = 1_000;
+
+/// Compiled size (NFA bytes) that all of a schema's distinct patterns
+/// share: each gets an equal part of it, at most 2 MiB, as its size limit
+/// and its lazy DFA's cache capacity.
+pub const PATTERN_BUDGET_BYTES: usize = 8 << 20;
+
+/// Heap bytes the compiled schemas of one app may hold at once: cached,
+/// held by guests as `schema` handles, and validating its routes.
+pub const APP_SCHEMA_BYTES: usize = 64 << 20;
 
 /// Stack of the helper threads that compile schemas and validate against
 /// deeply nested ones. Only the pages a thread touches are committed.
@@ -85,37 +124,96 @@ const MAX_MESSAGE_BYTES: usize = 1024;
 /// Total size of the failures listed for one document.
 const MAX_VIOLATION_BYTES: usize = 1 << 20;
 
-/// Limit on the compiled size of each `pattern`, in bytes.
+/// Largest compiled size of any one pattern, in bytes.
 const REGEX_SIZE_LIMIT: usize = 2 << 20;
 
+/// What compiling one schema may cost, checked before `jsonschema` runs.
+#[derive(Clone, Copy, Debug)]
+struct CompileBudget {
+    /// Most JSON values in the schema.
+    values: u64,
+    /// Most distinct patterns.
+    patterns: u64,
+    /// Compiled size all distinct patterns share.
+    pattern_bytes: usize,
+}
+
+impl CompileBudget {
+    /// The host's budget.
+    const DEFAULT: Self =
+        Self { values: MAX_SCHEMA_VALUES, patterns: MAX_SCHEMA_PATTERNS, pattern_bytes: PATTERN_BUDGET_BYTES };
+
+    /// The size limit of each of `patterns` distinct patterns.
+    fn pattern_share(&self, patterns: u64) -> usize {
+        let patterns = usize::try_from(patterns.max(1)).unwrap_or(usize::MAX);
+        (self.pattern_bytes / patterns).min(REGEX_SIZE_LIMIT)
+    }
+}
+
 /// A JSON Schema compiled for validation, with the bounds the host derived
-/// from its shape.
+/// from its shape and the heap bytes it holds.
 pub struct CompiledSchema {
     validator: jsonschema::Validator,
     shape: Shape,
+    heap_bytes: usize,
+    /// Its part of its app's [`SchemaCache`] total, while it lives.
+    _charge: Option<Charge>,
 }
 
 impl std::fmt::Debug for CompiledSchema {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CompiledSchema").field("shape", &self.shape).finish_non_exhaustive()
+        f.debug_struct("CompiledSchema")
+            .field("shape", &self.shape)
+            .field("heap_bytes", &self.heap_bytes)
+            .finish_non_exhaustive()
     }
 }
 
 impl CompiledSchema {
-    /// Compiles `schema` (JSON text). The error says what is wrong with it.
-    /// Runs on a helper thread; blocks until it is done.
+    /// Compiles `schema` (JSON text) within the host's per-schema budget
+    /// ([`MAX_SCHEMA_VALUES`], [`MAX_SCHEMA_PATTERNS`],
+    /// [`PATTERN_BUDGET_BYTES`]). The error says what is wrong with it, or
+    /// which limit it exceeds. Runs on a helper thread; blocks until it is
+    /// done.
     pub fn compile(schema: &[u8]) -> Result<Self, String> {
+        Self::compile_within(schema, &CompileBudget::DEFAULT)
+    }
+
+    fn compile_within(schema: &[u8], budget: &CompileBudget) -> Result<Self, String> {
         let value = json::parse_value(schema).map_err(|e| format!("the schema is not valid JSON: {}", e.describe()))?;
+        let (values, _) = measure(&value);
+        if values > budget.values {
+            return Err(format!(
+                "the schema has {values} JSON values (subschemas, keywords, `enum` items, ...), more than \
+                 the host's limit of {} values per schema; split it into smaller schemas",
+                budget.values
+            ));
+        }
         let shape = Shape::of(&value)?;
-        let validator = on_helper_thread(|| {
-            jsonschema::options()
-                .offline()
-                .with_pattern_options(jsonschema::PatternOptions::regex().size_limit(REGEX_SIZE_LIMIT))
-                .build(&value)
-                .map_err(|e| describe_schema_error(&e))
+        if shape.patterns > budget.patterns {
+            return Err(format!(
+                "the schema has {} distinct patterns (`pattern` and `patternProperties`), more than the \
+                 host's limit of {} patterns per schema; use fewer patterns, e.g. `enum` or `const` for \
+                 fixed values",
+                shape.patterns, budget.patterns
+            ));
+        }
+        let share = budget.pattern_share(shape.patterns);
+        let (validator, heap_bytes) = on_helper_thread(|| {
+            let patterns = jsonschema::PatternOptions::regex().size_limit(share).dfa_size_limit(share);
+            let (built, heap_bytes) =
+                heap::retained_by(|| jsonschema::options().offline().with_pattern_options(patterns).build(&value));
+            built.map(|validator| (validator, heap_bytes)).map_err(|e| describe_schema_error(&e, &shape, budget))
         })
         .map_err(|e| format!("{e:#}"))??;
-        Ok(Self { validator, shape })
+        Ok(Self { validator, shape, heap_bytes, _charge: None })
+    }
+
+    /// The heap bytes the compiled schema holds, measured while compiling
+    /// it. (The regex engine's per-thread match caches, each at most its
+    /// pattern's share, come on top once it validates.)
+    pub fn heap_bytes(&self) -> usize {
+        self.heap_bytes
     }
 
     /// Validates `document`: the failures (at most [`MAX_VIOLATIONS`]),
@@ -173,6 +271,16 @@ impl CompiledSchema {
 /// One failure, with a message that does not quote a large part of the
 /// document.
 fn violation(error: &jsonschema::ValidationError<'_>) -> Violation {
+    Violation {
+        instance_path: error.instance_path().to_string(),
+        schema_path: error.schema_path().to_string(),
+        message: bounded_message(error),
+    }
+}
+
+/// `error`'s message, at most [`MAX_MESSAGE_BYTES`] long: without the
+/// value it quotes when that makes it too long, then cut.
+fn bounded_message(error: &jsonschema::ValidationError<'_>) -> String {
     let mut message = error.to_string();
     if message.len() > MAX_MESSAGE_BYTES {
         message = error.masked().to_string();
@@ -185,11 +293,7 @@ fn violation(error: &jsonschema::ValidationError<'_>) -> Violation {
         message.truncate(end);
         message.push('…');
     }
-    Violation {
-        instance_path: error.instance_path().to_string(),
-        schema_path: error.schema_path().to_string(),
-        message,
-    }
+    message
 }
 
 /// The one failure listed when listing the real ones could take too long.
@@ -205,20 +309,57 @@ fn not_itemized() -> Violation {
 }
 
 /// What `jsonschema` said about a schema it refused, with where in the
-/// schema and a hint for patterns.
-fn describe_schema_error(error: &jsonschema::ValidationError<'_>) -> String {
-    let mut message = error.to_string();
+/// schema; for a pattern, whether it broke the pattern budget or what
+/// patterns may be.
+fn describe_schema_error(error: &jsonschema::ValidationError<'_>, shape: &Shape, budget: &CompileBudget) -> String {
+    let mut message = bounded_message(error);
     if message.ends_with("is not a \"regex\"") {
-        message.push_str(
-            " (patterns use the Rust `regex` syntax, which runs in linear time: no look-around or \
-             backreferences, and a compiled size limit of 2 MiB)",
-        );
+        let share = budget.pattern_share(shape.patterns);
+        let pattern = error.instance().as_str().unwrap_or_default();
+        if share < REGEX_SIZE_LIMIT && compiles_alone(pattern) {
+            message = format!(
+                "pattern {} needs more than the {} it may compile to: the schema's {} distinct patterns \
+                 share the host's budget of {} for one schema's patterns; use fewer or simpler patterns",
+                serde_json::Value::from(pattern),
+                format_bytes(share),
+                shape.patterns,
+                format_bytes(budget.pattern_bytes)
+            );
+        } else {
+            message.push_str(
+                " (patterns use the Rust `regex` syntax, which runs in linear time: no look-around or \
+                 backreferences, and a compiled size limit of 2 MiB)",
+            );
+        }
     }
     let at = error.instance_path().to_string();
     if at.is_empty() {
         format!("invalid schema: {message}")
     } else {
         format!("invalid schema at {at}: {message}")
+    }
+}
+
+/// Whether `pattern` compiles as a schema's only pattern: refused in a
+/// schema with others, it was refused for its share of the budget.
+fn compiles_alone(pattern: &str) -> bool {
+    let alone = jsonschema::PatternOptions::regex().size_limit(REGEX_SIZE_LIMIT);
+    jsonschema::options()
+        .offline()
+        .with_pattern_options(alone)
+        .build(&serde_json::json!({ "pattern": pattern }))
+        .is_ok()
+}
+
+/// `bytes` for people: `512 bytes`, `4 KiB`, `1.5 MiB`.
+fn format_bytes(bytes: usize) -> String {
+    const KIB: usize = 1 << 10;
+    const MIB: usize = 1 << 20;
+    match bytes {
+        b if b >= MIB && b % MIB == 0 => format!("{} MiB", b / MIB),
+        b if b >= MIB => format!("{:.1} MiB", b as f64 / MIB as f64),
+        b if b >= KIB => format!("{} KiB", b / KIB),
+        b => format!("{b} bytes"),
     }
 }
 
@@ -271,6 +412,9 @@ struct Shape {
     /// document (see [`RECHECKING`]) on one path: in total, or per level of
     /// the document for recursive schemas.
     rechecks: Rechecks,
+    /// Distinct regular expressions (`pattern` values and
+    /// `patternProperties` names) in the schema.
+    patterns: u64,
 }
 
 /// See [`Shape::rechecks`].
@@ -350,26 +494,33 @@ fn subschemas(schema: &Value) -> Vec<(bool, &Value)> {
     found
 }
 
-/// Where `$ref`s can point: the root, its `$id`, and its anchors.
+/// Where `$ref`s can point: the root, its `$id`, and its anchors; and the
+/// patterns of all its subschemas.
 struct Resource<'a> {
     root: &'a Value,
     id: Option<&'a str>,
     anchors: HashMap<&'a str, &'a Value>,
+    patterns: HashSet<&'a str>,
 }
 
 impl<'a> Resource<'a> {
     /// Walks every subschema (definitions included) once: collects anchors
-    /// and refuses what the host does not resolve.
+    /// and patterns, and refuses what the host does not resolve.
     fn new(root: &'a Value) -> Result<Self, String> {
         let draft4 = root.get("$schema").and_then(Value::as_str).is_some_and(|s| s.contains("draft-04"));
         let id_keyword = if draft4 { "id" } else { "$id" };
         let id = root.get(id_keyword).and_then(Value::as_str).map(|id| id.trim_end_matches('#'));
         let mut anchors = HashMap::new();
+        let mut patterns = HashSet::new();
         let mut stack = vec![root];
         while let Some(schema) = stack.pop() {
             let Value::Object(members) = schema else {
                 continue;
             };
+            patterns.extend(members.get("pattern").and_then(Value::as_str));
+            if let Some(Value::Object(named)) = members.get("patternProperties") {
+                patterns.extend(named.keys().map(String::as_str));
+            }
             for keyword in ["$dynamicRef", "$recursiveRef"] {
                 if members.contains_key(keyword) {
                     return Err(format!("the schema uses `{keyword}`, which wasmhost does not support; use `$ref`"));
@@ -396,7 +547,7 @@ impl<'a> Resource<'a> {
                 }
             }
         }
-        Ok(Self { root, id, anchors })
+        Ok(Self { root, id, anchors, patterns })
     }
 
     /// The subschema `reference` points at; `None` when it points nowhere
@@ -623,7 +774,7 @@ impl Shape {
                 .filter(|&f| f <= MAX_FANOUT),
             _ => None,
         };
-        Ok(Self { hops, fanout, rechecks })
+        Ok(Self { hops, fanout, rechecks, patterns: resource.patterns.len() as u64 })
     }
 
     /// Upper bound on the work of collecting all failures of `document`:
@@ -641,16 +792,34 @@ impl Shape {
 }
 
 /// Compiled schemas of one app, keyed by the SHA-256 of their text and
-/// shared by all its instances and requests. Holds at most a fixed number
-/// of schemas (failed compiles included), dropping the least recently used.
+/// shared by all its instances and requests, and the account of the heap
+/// bytes they hold.
+///
+/// Every schema compiled through it counts against its byte limit
+/// ([`APP_SCHEMA_BYTES`] by default) for as long as it lives, wherever it
+/// is held: in the cache, in a guest's `schema` handle, or in a route
+/// table. While it lives, compiling the same text again returns it, even
+/// after the cache dropped it. The cache keeps at most a fixed number of
+/// entries (failed compiles included), dropping the least recently used,
+/// and drops unused schemas, least recently used first, when a new one
+/// needs their bytes; a compile that would still take the app over its
+/// limit is refused.
 pub struct SchemaCache {
     capacity: usize,
+    max_bytes: usize,
+    /// Heap bytes of the app's live compiled schemas.
+    held: Arc<AtomicUsize>,
     entries: Mutex<Entries>,
 }
 
+type Key = [u8; 32];
+
 #[derive(Default)]
 struct Entries {
-    map: HashMap<[u8; 32], Entry>,
+    /// Recently compiled schemas and failures, kept for reuse.
+    cached: HashMap<Key, Entry>,
+    /// Every schema compiled here that is still alive, cached or not.
+    live: HashMap<Key, Weak<CompiledSchema>>,
     clock: u64,
 }
 
@@ -659,27 +828,46 @@ struct Entry {
     used: u64,
 }
 
+/// A compiled schema's bytes in its app's total, given back when it is
+/// dropped.
+struct Charge {
+    held: Arc<AtomicUsize>,
+    bytes: usize,
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.held.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
 impl Default for SchemaCache {
     fn default() -> Self {
-        Self::new(DEFAULT_CACHE_ENTRIES)
+        Self::new(DEFAULT_CACHE_ENTRIES, APP_SCHEMA_BYTES)
     }
 }
 
 impl std::fmt::Debug for SchemaCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SchemaCache").field("capacity", &self.capacity).field("len", &self.len()).finish()
+        f.debug_struct("SchemaCache")
+            .field("capacity", &self.capacity)
+            .field("len", &self.len())
+            .field("max_bytes", &self.max_bytes)
+            .field("held_bytes", &self.held_bytes())
+            .finish()
     }
 }
 
 impl SchemaCache {
-    /// An empty cache that keeps at most `capacity` schemas (at least one).
-    pub fn new(capacity: usize) -> Self {
-        Self { capacity: capacity.max(1), entries: Mutex::new(Entries::default()) }
+    /// An empty cache that keeps at most `capacity` entries (at least one)
+    /// and lets the schemas compiled through it hold at most `max_bytes`.
+    pub fn new(capacity: usize, max_bytes: usize) -> Self {
+        Self { capacity: capacity.max(1), max_bytes, held: Arc::default(), entries: Mutex::new(Entries::default()) }
     }
 
-    /// Schemas (and failed compiles) held.
+    /// Schemas (and failed compiles) cached.
     pub fn len(&self) -> usize {
-        self.lock().map.len()
+        self.lock().cached.len()
     }
 
     /// Whether the cache holds nothing.
@@ -687,37 +875,103 @@ impl SchemaCache {
         self.len() == 0
     }
 
+    /// Heap bytes held by the live schemas compiled through this cache.
+    pub fn held_bytes(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+
     /// The compiled form of `schema` (JSON text), compiling it unless it is
-    /// cached. The error says what is wrong with the schema.
+    /// cached or still alive. The error says what is wrong with the schema,
+    /// or which limit compiling it would exceed.
     pub fn compile(&self, schema: &[u8]) -> Result<Arc<CompiledSchema>, String> {
-        let key: [u8; 32] = Sha256::digest(schema).into();
-        {
-            let mut entries = self.lock();
-            entries.clock += 1;
-            let now = entries.clock;
-            if let Some(entry) = entries.map.get_mut(&key) {
-                entry.used = now;
-                return entry.result.clone().map_err(|e| e.to_string());
-            }
+        let key: Key = Sha256::digest(schema).into();
+        if let Some(found) = self.lock().find(key, self.capacity) {
+            return found.map_err(|e| e.to_string());
         }
         // Compile without holding the lock; two callers racing on the same
         // schema both compile it, and the second result replaces the first.
-        let result = CompiledSchema::compile(schema).map(Arc::new).map_err(Arc::<str>::from);
+        let compiled = CompiledSchema::compile(schema);
         let mut entries = self.lock();
-        if entries.map.len() >= self.capacity {
-            let oldest = entries.map.iter().min_by_key(|(_, entry)| entry.used).map(|(key, _)| *key);
-            if let Some(oldest) = oldest {
-                entries.map.remove(&oldest);
-            }
-        }
-        entries.clock += 1;
-        let used = entries.clock;
-        entries.map.insert(key, Entry { result: result.clone(), used });
+        let result = match compiled {
+            Ok(compiled) => Ok(self.admit(&mut entries, key, compiled)?),
+            Err(e) => Err(Arc::from(e)),
+        };
+        entries.insert(key, result.clone(), self.capacity);
         result.map_err(|e| e.to_string())
+    }
+
+    /// Charges `compiled` to the app, after dropping unused cached schemas
+    /// if it needs their room; refuses it (not cached: it depends on what
+    /// else is alive) when the app would still go over its limit.
+    fn admit(
+        &self,
+        entries: &mut Entries,
+        key: Key,
+        mut compiled: CompiledSchema,
+    ) -> Result<Arc<CompiledSchema>, String> {
+        let bytes = compiled.heap_bytes;
+        while self.held_bytes().saturating_add(bytes) > self.max_bytes && entries.drop_unused() {}
+        let held = self.held_bytes();
+        if held.saturating_add(bytes) > self.max_bytes {
+            return Err(format!(
+                "the compiled schema would take {} of host memory, and the app's schemas in use already \
+                 hold {} of the host's limit of {} of compiled schemas per app; drop schemas that are no \
+                 longer needed (a `Schema` object is dropped when nothing refers to it) or use smaller ones",
+                format_bytes(bytes),
+                format_bytes(held),
+                format_bytes(self.max_bytes)
+            ));
+        }
+        self.held.fetch_add(bytes, Ordering::Relaxed);
+        compiled._charge = Some(Charge { held: self.held.clone(), bytes });
+        let compiled = Arc::new(compiled);
+        entries.live.retain(|_, schema| schema.strong_count() > 0);
+        entries.live.insert(key, Arc::downgrade(&compiled));
+        Ok(compiled)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Entries {
+    /// The cached result for `key`, or the live schema (cached again),
+    /// or `None`.
+    fn find(&mut self, key: Key, capacity: usize) -> Option<Result<Arc<CompiledSchema>, Arc<str>>> {
+        self.clock += 1;
+        let now = self.clock;
+        if let Some(entry) = self.cached.get_mut(&key) {
+            entry.used = now;
+            return Some(entry.result.clone());
+        }
+        let alive = self.live.get(&key)?.upgrade()?;
+        self.insert(key, Ok(alive.clone()), capacity);
+        Some(Ok(alive))
+    }
+
+    /// Caches `result`, dropping the least recently used entry when full.
+    fn insert(&mut self, key: Key, result: Result<Arc<CompiledSchema>, Arc<str>>, capacity: usize) {
+        if self.cached.len() >= capacity && !self.cached.contains_key(&key) {
+            let oldest = self.cached.iter().min_by_key(|(_, entry)| entry.used).map(|(key, _)| *key);
+            if let Some(oldest) = oldest {
+                self.cached.remove(&oldest);
+            }
+        }
+        self.clock += 1;
+        self.cached.insert(key, Entry { result, used: self.clock });
+    }
+
+    /// Drops the least recently used cached schema that nothing else holds,
+    /// which gives its bytes back; `false` when there is none.
+    fn drop_unused(&mut self) -> bool {
+        let unused = self
+            .cached
+            .iter()
+            .filter(|(_, entry)| entry.result.as_ref().is_ok_and(|schema| Arc::strong_count(schema) == 1))
+            .min_by_key(|(_, entry)| entry.used)
+            .map(|(key, _)| *key);
+        unused.is_some_and(|key| self.cached.remove(&key).is_some())
     }
 }
 
@@ -1073,16 +1327,169 @@ mod tests {
 
     #[test]
     fn the_cache_shares_compiled_schemas_and_keeps_the_most_recently_used() {
-        let cache = SchemaCache::new(2);
+        let cache = SchemaCache::new(2, APP_SCHEMA_BYTES);
         let a = cache.compile(b"{\"type\": \"integer\"}").expect("compiles");
         assert!(Arc::ptr_eq(&a, &cache.compile(b"{\"type\": \"integer\"}").expect("cached")));
-        let b = cache.compile(b"{\"type\": \"string\"}").expect("compiles");
+        let b = Arc::downgrade(&cache.compile(b"{\"type\": \"string\"}").expect("compiles"));
         cache.compile(b"{\"type\": \"integer\"}").expect("cached");
         cache.compile(b"{\"type\": \"null\"}").expect("compiles");
         assert_eq!(cache.len(), 2);
         assert!(Arc::ptr_eq(&a, &cache.compile(b"{\"type\": \"integer\"}").expect("cached")));
-        assert!(!Arc::ptr_eq(&b, &cache.compile(b"{\"type\": \"string\"}").expect("recompiled")));
+        assert!(b.upgrade().is_none(), "dropped from the cache and used by nothing else");
+        cache.compile(b"{\"type\": \"string\"}").expect("recompiled");
         let e = cache.compile(b"{\"type\": 1}").expect_err("invalid");
         assert_eq!(cache.compile(b"{\"type\": 1}").expect_err("cached failure"), e);
+    }
+
+    /// A schema of `n` properties, each with a `minimum`; `seed` makes its
+    /// text (and so its cache key) distinct. ~150 KB compiled for 200.
+    fn properties_schema(seed: usize, n: usize) -> Vec<u8> {
+        let properties: serde_json::Map<String, Value> =
+            (0..n).map(|i| (format!("s{seed}p{i}"), json!({"minimum": i}))).collect();
+        json!({ "properties": properties }).to_string().into_bytes()
+    }
+
+    /// `n` distinct patterns `^<i>` + `atom`, as the values of properties.
+    fn patterns_schema(n: usize, atom: &str) -> Value {
+        let properties: serde_json::Map<String, Value> =
+            (0..n).map(|i| (format!("p{i}"), json!({"pattern": format!("^{i}x{atom}$")}))).collect();
+        json!({ "properties": properties })
+    }
+
+    #[test]
+    fn schemas_with_too_many_values_are_refused() {
+        // Object + array + items: exactly the limit.
+        let items = MAX_SCHEMA_VALUES as usize - 2;
+        let at_limit = json!({ "enum": (0..items).collect::<Vec<_>>() });
+        compile(&at_limit);
+        let over = json!({ "enum": (0..=items).collect::<Vec<_>>() });
+        let e = refused(&over);
+        assert!(e.contains("100001 JSON values") && e.contains("limit of 100000 values per schema"), "{e}");
+        // Subschemas and keywords count the same way.
+        let budget = CompileBudget { values: 301, ..CompileBudget::DEFAULT };
+        let schema = |n: usize| properties_schema(0, n);
+        // Root, `properties`, and per property its subschema and `minimum`.
+        assert!(CompiledSchema::compile_within(&schema(149), &budget).is_ok());
+        let e = CompiledSchema::compile_within(&schema(150), &budget).expect_err("over the limit");
+        assert!(e.contains("302 JSON values"), "{e}");
+    }
+
+    #[test]
+    fn schemas_with_too_many_patterns_are_refused() {
+        let mut schema = patterns_schema(MAX_SCHEMA_PATTERNS as usize - 1, "[a-z]");
+        // `patternProperties` names are patterns; repeated patterns count once.
+        schema["patternProperties"] = json!({"^k[0-9]$": {"pattern": "^0x[a-z]$"}});
+        let compiled = compile(&schema);
+        assert_eq!(compiled.shape.patterns, MAX_SCHEMA_PATTERNS);
+        schema["patternProperties"]["^k[0-9]{2}$"] = json!(true);
+        let e = refused(&schema);
+        assert!(e.contains("1001 distinct patterns") && e.contains("limit of 1000 patterns per schema"), "{e}");
+    }
+
+    #[test]
+    fn patterns_share_the_pattern_budget() {
+        // The review's attack: 4000 patterns of ~230 KB each compiled to
+        // ~950 MB. Under the default budget 1000 of them get 8 KiB each.
+        let e = refused(&patterns_schema(1000, r"\S{100}"));
+        assert!(e.starts_with("invalid schema at /properties/p"), "{e}");
+        assert!(e.contains("needs more than the 8 KiB it may compile to"), "{e}");
+        assert!(e.contains("1000 distinct patterns share the host's budget of 8 MiB"), "{e}");
+        // Alone, the same pattern gets 2 MiB.
+        compile(&json!({"pattern": r"^\S{100}$"}));
+        // Two patterns of ~90 KB: within a budget of 2 x 2 MiB, not within
+        // one of 2 x 16 KiB.
+        let two = patterns_schema(2, ".{60}").to_string();
+        let roomy = CompileBudget { pattern_bytes: 4 << 20, ..CompileBudget::DEFAULT };
+        assert!(CompiledSchema::compile_within(two.as_bytes(), &roomy).is_ok());
+        let tight = CompileBudget { pattern_bytes: 32 << 10, ..CompileBudget::DEFAULT };
+        let e = CompiledSchema::compile_within(two.as_bytes(), &tight).expect_err("over its share");
+        assert!(e.contains("more than the 16 KiB") && e.contains("budget of 32 KiB"), "{e}");
+        // A pattern that is not a regex says so, whatever the budget.
+        let mut bad = patterns_schema(999, "[a-z]");
+        bad["pattern"] = json!("(?=a)b");
+        let e = refused(&bad);
+        assert!(e.contains("look-around") && !e.contains("budget"), "{e}");
+    }
+
+    #[test]
+    fn compiling_measures_the_heap_bytes_a_schema_holds() {
+        compile(&json!({}));
+        let small = compile(&json!({"type": "integer"}));
+        assert!(small.heap_bytes() > 0 && small.heap_bytes() < 64 << 10, "{}", small.heap_bytes());
+        // ~8 KB per compiled pattern.
+        let patterns = compile(&patterns_schema(1000, "[a-z]{30}"));
+        assert!((4 << 20..32 << 20).contains(&patterns.heap_bytes()), "{}", patterns.heap_bytes());
+        // What jsonschema keeps of a large `enum`: ~100 bytes an item.
+        let large = compile(&json!({ "enum": (0..50_000).collect::<Vec<_>>() }));
+        assert!((2 << 20..16 << 20).contains(&large.heap_bytes()), "{}", large.heap_bytes());
+    }
+
+    #[test]
+    fn the_cache_drops_unused_schemas_to_stay_within_its_bytes() {
+        // Learn the sizes of four similar schemas.
+        let sizes: Vec<usize> = (0..4)
+            .map(|seed| CompiledSchema::compile(&properties_schema(seed, 200)).expect("compiles").heap_bytes())
+            .collect();
+        let room = sizes[..3].iter().sum::<usize>() + sizes.iter().min().unwrap_or(&0) / 2;
+        let cache = SchemaCache::new(DEFAULT_CACHE_ENTRIES, room);
+        let weak: Vec<_> =
+            (0..3).map(|seed| Arc::downgrade(&cache.compile(&properties_schema(seed, 200)).expect("fits"))).collect();
+        assert_eq!(cache.held_bytes(), sizes[..3].iter().sum::<usize>(), "measured once, held by the cache");
+        cache.compile(&properties_schema(1, 200)).expect("cached");
+        // The fourth needs room: the least recently used one (0) goes.
+        let fourth = cache.compile(&properties_schema(3, 200)).expect("fits once 0 is dropped");
+        assert!(weak[0].upgrade().is_none() && weak[1].upgrade().is_some() && weak[2].upgrade().is_some());
+        assert_eq!(cache.held_bytes(), sizes[1] + sizes[2] + sizes[3]);
+        assert!(cache.held_bytes() <= room);
+        drop(fourth);
+        drop(cache);
+        assert!(weak.iter().all(|w| w.upgrade().is_none()));
+    }
+
+    #[test]
+    fn schemas_in_use_count_until_dropped_and_compiles_over_the_limit_are_refused() {
+        let sizes: Vec<usize> = (0..3)
+            .map(|seed| CompiledSchema::compile(&properties_schema(seed, 200)).expect("compiles").heap_bytes())
+            .collect();
+        let room = sizes[0] + sizes[1] + sizes[2] / 2;
+        let cache = SchemaCache::new(1, room);
+        // Held by "guests": the cache cannot give their bytes back.
+        let first = cache.compile(&properties_schema(0, 200)).expect("fits");
+        let second = cache.compile(&properties_schema(1, 200)).expect("fits");
+        assert_eq!(cache.len(), 1, "the first is no longer cached...");
+        assert!(Arc::ptr_eq(&first, &cache.compile(&properties_schema(0, 200)).expect("alive")), "...but alive");
+        let e = cache.compile(&properties_schema(2, 200)).expect_err("over the app's limit");
+        assert!(
+            e.contains("limit of") && e.contains("of compiled schemas per app") && e.contains("drop schemas"),
+            "{e}"
+        );
+        assert_eq!(cache.held_bytes(), sizes[0] + sizes[1], "the refused one holds nothing");
+        // Not cached: once a schema is dropped, it compiles.
+        drop(first);
+        cache.compile(&properties_schema(2, 200)).expect("fits now");
+        drop(second);
+        drop(cache);
+    }
+
+    #[test]
+    fn bytes_are_given_back_when_the_last_user_drops_a_schema() {
+        let cache = SchemaCache::default();
+        let schema = cache.compile(&properties_schema(0, 10)).expect("compiles");
+        assert_eq!(cache.held_bytes(), schema.heap_bytes());
+        let kept = Arc::clone(&schema);
+        drop(schema);
+        let held = cache.held_bytes();
+        drop(cache);
+        // The app's cache is gone; its account stays right for what lives on.
+        assert_eq!(held, kept.heap_bytes());
+        let account = kept._charge.as_ref().map(|c| c.held.clone()).expect("charged");
+        drop(kept);
+        assert_eq!(account.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn schema_errors_do_not_quote_large_parts_of_the_schema() {
+        let e = refused(&json!({"type": ["x".repeat(100_000)]}));
+        assert!(e.len() < MAX_MESSAGE_BYTES + 100, "{}", e.len());
     }
 }

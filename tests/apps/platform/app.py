@@ -5,6 +5,8 @@ validation. Built with `wasmhost build` (SDK app, world `app`).
   the body goes to the host call as is; the answer is JSON saying what came
   back (`ok`, or the error's kind, message, line and column).
 - `POST /schema/compile`: the body is a schema; `ok` or the compile error.
+- `POST /schema/keep`: the same, keeping the compiled schema alive (its
+  host handle) in a module global; `POST /schema/release` drops them all.
 - `POST /schema/validate/{name}`: validates the body against one of the
   schemas below, compiled once per instance.
 - `POST /orders`: host-validated against `ORDER`; counts the requests that
@@ -17,6 +19,7 @@ validation. Built with `wasmhost build` (SDK app, world `app`).
   value, which the SDK lets through and the host refuses.
 """
 
+import gc
 import hashlib
 import time
 
@@ -47,6 +50,7 @@ SCHEMAS = {
 }
 
 _compiled = {}
+_kept = []
 _reached = {"orders": 0}
 
 
@@ -89,6 +93,23 @@ def compile_schema(request):
     except Exception as err:  # noqa: BLE001 - the test reads the message
         return {"ok": False, "message": str(err)}
     return {"ok": True}
+
+
+@app.post("/schema/keep")
+def keep_schema(request):
+    try:
+        _kept.append(hjson.Schema(request.body))
+    except Exception as err:  # noqa: BLE001 - the test reads the message
+        return {"ok": False, "message": str(err), "kept": len(_kept)}
+    return {"ok": True, "kept": len(_kept)}
+
+
+@app.post("/schema/release")
+def release_schemas(request):
+    released = len(_kept)
+    _kept.clear()
+    gc.collect()  # drops the host handles of any schema caught in a cycle
+    return {"released": released}
 
 
 @app.post("/schema/validate/{name}")
