@@ -1,5 +1,5 @@
 # wasmhost developer entry points. README.md's quick start uses `make wheel`,
-# `make serve` and `make test`; .ci/run calls `make audit`, then `make test`.
+# `make serve` and `make test`; .ci/run calls `make audit`, `make lint`, then `make test`.
 
 VENV      := .venv
 PYTHON    ?= python3
@@ -8,7 +8,7 @@ MATURIN_VER := 1.16.0
 WASMHOST  := target/release/wasmhost
 ADDR      ?= 127.0.0.1:8080
 
-.PHONY: serve test build wheel venv guests bench fuzz
+.PHONY: serve test build wheel venv guests bench fuzz lint
 
 # Project-local venv with componentize-py (guest builds), pytest (tests),
 # maturin (the wheel), Flask (the flask-shop example run natively, tests/sdk)
@@ -45,6 +45,11 @@ test: venv build guests wheel
 
 bench: venv build
 	bench/run.sh
+
+# Formatting and lints, as CI runs them (before the tests in .ci/run).
+lint:
+	cargo fmt --all --check
+	cargo clippy --release --locked --workspace --all-targets -- -D warnings
 
 # Supply chain: cargo-deny (RustSec advisories, licences, bans, sources; see
 # deny.toml). Installs cargo-deny into target/tools on first use. Offline, the

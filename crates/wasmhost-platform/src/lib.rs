@@ -8,7 +8,7 @@
 //!   that holds the app's [`SchemaCache`].
 //! * [`ManifestExport`] finds an app's `manifest` export and calls
 //!   `routes()`.
-//! * [`RouteTable`] and [`check_body`] validate request bodies against the
+//! * [`DeclaredRoutes`] and [`check_body`] validate request bodies against the
 //!   routes' schemas before the app runs, answering with an RFC 9457
 //!   [`Problem`].
 //!
@@ -34,7 +34,7 @@ mod routes;
 pub mod schema;
 
 pub use json::{ErrorKind, JsonError};
-pub use routes::{check_body, Problem, Route, RouteTable};
+pub use routes::{check_body, DeclaredRoutes, Problem, Route};
 pub use schema::{CompiledSchema, SchemaCache, Violation};
 
 // `bindgen!` also generates instantiation helpers for the whole world,
@@ -97,7 +97,7 @@ pub struct PlatformCtx {
 impl PlatformCtx {
     /// State for the app named `app` that compiles schemas through
     /// `schemas`, normally one cache per app (shared with its
-    /// [`RouteTable`]).
+    /// [`DeclaredRoutes`]).
     pub fn new(app: Arc<str>, schemas: Arc<SchemaCache>) -> Self {
         Self { app, schemas }
     }
@@ -407,7 +407,7 @@ mod tests {
         );
         let routes =
             routes.into_iter().map(|(method, path, body_schema)| Route { method, path, body_schema }).collect();
-        let table = RouteTable::new(routes, store.data().platform.schemas()).expect("valid routes");
+        let table = DeclaredRoutes::new(routes, store.data().platform.schemas()).expect("valid routes");
         assert!(table.body_schema("GET", "/orders/1").is_none());
         let schema = table.body_schema("POST", "/orders?x").expect("has a schema");
         assert_eq!(check_body(schema, Some("application/json"), b"{}").map_err(|p| p.status()), Err(422));

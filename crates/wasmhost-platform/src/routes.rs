@@ -18,7 +18,7 @@ pub use crate::bindings::exports::wasmhost::platform::manifest::Route;
 /// percent-decoding: a pattern's literal segment `a%20b` matches the request
 /// path segment `a%20b`, not `a b`, and `%2F` is not a separator.
 #[derive(Debug)]
-pub struct RouteTable {
+pub struct DeclaredRoutes {
     routes: Vec<CompiledRoute>,
 }
 
@@ -38,7 +38,7 @@ enum Segment {
     Param,
 }
 
-impl RouteTable {
+impl DeclaredRoutes {
     /// Compiles `routes` (an app's `manifest.routes()`), compiling body
     /// schemas through `cache`. The error names the route that is wrong and
     /// why. Compiling schemas blocks; call it off the async runtime.
@@ -322,17 +322,17 @@ mod tests {
 
     /// A table whose route `i` has the schema `{"const": i}`, so lookups
     /// can tell which route matched.
-    fn table(routes: &[(&str, &str)]) -> RouteTable {
+    fn table(routes: &[(&str, &str)]) -> DeclaredRoutes {
         let routes = routes
             .iter()
             .enumerate()
             .map(|(i, (method, path))| route(method, path, Some(&format!("{{\"const\": {i}}}"))))
             .collect();
-        RouteTable::new(routes, &SchemaCache::default()).expect("valid routes")
+        DeclaredRoutes::new(routes, &SchemaCache::default()).expect("valid routes")
     }
 
     /// Which route serves `method path`, by the schema it accepts.
-    fn served_by(table: &RouteTable, method: &str, path: &str) -> Option<usize> {
+    fn served_by(table: &DeclaredRoutes, method: &str, path: &str) -> Option<usize> {
         let schema = table.body_schema(method, path)?;
         (0..table.len()).find(|i| check_body(schema, None, i.to_string().as_bytes()).is_ok())
     }
@@ -374,11 +374,11 @@ mod tests {
     #[test]
     fn routes_without_schema_shadow_later_ones() {
         let cache = SchemaCache::default();
-        let t =
-            RouteTable::new(vec![route("POST", "/x", None), route("POST", "/{p}", Some("{}"))], &cache).expect("valid");
+        let t = DeclaredRoutes::new(vec![route("POST", "/x", None), route("POST", "/{p}", Some("{}"))], &cache)
+            .expect("valid");
         assert!(t.body_schema("POST", "/x").is_none());
         assert!(t.body_schema("POST", "/y").is_some());
-        assert!(RouteTable::new(Vec::new(), &cache).expect("valid").is_empty());
+        assert!(DeclaredRoutes::new(Vec::new(), &cache).expect("valid").is_empty());
     }
 
     #[test]
@@ -399,7 +399,7 @@ mod tests {
             ("POST", "/x", Some("not json"), "not valid JSON"),
         ] {
             let routes = vec![route("GET", "/ok", None), route(method, path, schema)];
-            let e = format!("{:#}", RouteTable::new(routes, &cache).expect_err("invalid"));
+            let e = format!("{:#}", DeclaredRoutes::new(routes, &cache).expect_err("invalid"));
             assert!(e.starts_with(&format!("route 1 (`{method} {path}`)")), "{e}");
             assert!(e.contains(why), "{e}");
         }
@@ -414,9 +414,9 @@ mod tests {
         };
         let size = CompiledSchema::compile(schema(0).as_bytes()).expect("compiles").heap_bytes();
         let cache = SchemaCache::new(crate::schema::DEFAULT_CACHE_ENTRIES, size * 3 / 2);
-        let table = RouteTable::new(vec![route("POST", "/a", Some(&schema(0)))], &cache).expect("fits");
+        let table = DeclaredRoutes::new(vec![route("POST", "/a", Some(&schema(0)))], &cache).expect("fits");
         let routes = vec![route("POST", "/a", Some(&schema(0))), route("POST", "/b", Some(&schema(1)))];
-        let e = format!("{:#}", RouteTable::new(routes, &cache).expect_err("over the app's limit"));
+        let e = format!("{:#}", DeclaredRoutes::new(routes, &cache).expect_err("over the app's limit"));
         assert!(e.starts_with("route 1 (`POST /b`)") && e.contains("compiled schemas per app"), "{e}");
         drop(table);
     }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body::Body;
 use http_body_util::BodyExt;
-use wasmhost_platform::{CompiledSchema, Problem, RouteTable};
+use wasmhost_platform::{CompiledSchema, DeclaredRoutes, Problem};
 
 use crate::body::{buffered, GuestBody, ResponseBody};
 use crate::metrics::METRICS;
@@ -64,7 +64,7 @@ impl Rejected {
 pub async fn admit<B>(
     request: http::Request<B>,
     limits: &Limits,
-    routes: Option<&RouteTable>,
+    routes: Option<&DeclaredRoutes>,
 ) -> Result<http::Request<GuestBody>, Rejected>
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,

@@ -33,7 +33,7 @@ use crate::metrics::METRICS;
 use crate::outcome::{settle_head, settle_outcome, AppResponse, Failure, Head, Outcome, Refusal};
 use crate::pool::{InstancePool, Lease, Unavailable};
 use crate::store::StoreData;
-use wasmhost_platform::{ManifestExport, RouteTable};
+use wasmhost_platform::{DeclaredRoutes, ManifestExport};
 use wasmhost_spec::{AppSpec, Limits};
 
 /// Largest module file accepted, in bytes.
@@ -73,7 +73,7 @@ pub struct AppVersion {
     pre: ProxyPre<StoreData>,
     capabilities: Arc<Apps>,
     /// The routes the app declared, when it exports `wasmhost:platform/manifest`.
-    routes: Option<RouteTable>,
+    routes: Option<DeclaredRoutes>,
     pool: InstancePool,
 }
 
@@ -132,14 +132,14 @@ impl AppVersion {
         pre: &ProxyPre<StoreData>,
         pool: &InstancePool,
         capabilities: &Apps,
-    ) -> Result<Option<RouteTable>> {
+    ) -> Result<Option<DeclaredRoutes>> {
         let Some(manifest) = ManifestExport::new(pre.instance_pre())? else { return Ok(None) };
         let (mut store, instance) = pool.spare_instance().await?;
         let routes = manifest.routes(&mut store, &instance).await?;
         // Compiling schemas can take a while (up to ~1 s for a pathological
         // one): off the async threads.
         let cache = capabilities.platform.schemas().clone();
-        let table = tokio::task::spawn_blocking(move || RouteTable::new(routes, &cache))
+        let table = tokio::task::spawn_blocking(move || DeclaredRoutes::new(routes, &cache))
             .await
             .context("the schema compiler thread panicked")?
             .context("the app declares an invalid route")?;
