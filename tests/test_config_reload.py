@@ -6,6 +6,7 @@ file the process has no room for is refused and the old apps keep serving.
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -38,6 +39,26 @@ def count(server: Server, path: str) -> int:
     status, body = get(server, path)
     assert status == 200, body
     return int(body.decode().removeprefix("count="))
+
+
+def test_apps_serving_one_module_share_its_code_but_not_their_state(wasmhost_bin, guests, config):
+    # Two tenants on the same component: it is compiled and linked once (the
+    # second load says `source=shared`), each app keeps its own instances,
+    # and reloading one leaves the other's instance serving.
+    one = "max_instances = 1"
+    config.write_text(app_table("a", guests["hello"], "/a", one) + app_table("b", guests["hello"], "/b", one))
+    with Server(wasmhost_bin, "", ["--no-watch"], subcommand="serve", config=config) as server:
+        server.wait_for_log(r'component loaded.*source="?shared"?')
+        assert [count(server, "/a/count"), count(server, "/a/count"), count(server, "/b/count")] == [1, 2, 1]
+
+        config.write_text(
+            app_table("a", guests["hello"], "/a", one + '\nenv = { X = "1" }') + app_table("b", guests["hello"], "/b", one)
+        )
+        status, report = reload(server)
+        assert status == 200, report
+        assert len(re.findall(r'component loaded.*source="?shared"?', server.log())) == 2, "the new `a` shares it too"
+        assert count(server, "/a/count") == 1, "`a` was reloaded: a new instance"
+        assert count(server, "/b/count") == 2, "`b` kept its instance"
 
 
 def test_apps_are_added_changed_moved_and_removed(wasmhost_bin, guests, config):

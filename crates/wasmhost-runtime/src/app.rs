@@ -27,7 +27,7 @@ use crate::admission;
 use crate::body::{BodyFault, LimitedBody, ResponseBody};
 use crate::capability::exchange::RequestHead;
 use crate::capability::{Apps, RequestContext};
-use crate::engine::Runtime;
+use crate::engine::{LoadedComponent, Runtime};
 use crate::framing::check_response_head;
 use crate::metrics::METRICS;
 use crate::outcome::{settle_head, settle_outcome, AppResponse, Failure, Head, Outcome, Refusal};
@@ -68,9 +68,10 @@ const HARD_DEADLINE_GRACE: Duration = Duration::from_millis(500);
 /// One loaded version of an app, ready to serve.
 pub struct AppVersion {
     name: Arc<str>,
-    digest: String,
+    /// The compiled, linked component, shared with every version and app
+    /// loaded from the same bytes.
+    component: Arc<LoadedComponent>,
     spec: AppSpec,
-    pre: ProxyPre<StoreData>,
     capabilities: Arc<Apps>,
     /// The routes the app declared, when it exports `wasmhost:platform/manifest`.
     routes: Option<DeclaredRoutes>,
@@ -91,38 +92,24 @@ impl AppVersion {
     ) -> Result<Self> {
         let (name, path) = (spec.name.as_str(), spec.module.as_path());
         let started = Instant::now();
-        let compiled = runtime.compile(bytes).await.with_context(|| format!("cannot compile {}", path.display()))?;
+        let (component, source) = runtime.load(bytes, path).await?;
         tracing::info!(
             app = name,
-            digest = %&compiled.digest[..16],
-            cached = compiled.cache_hit,
+            digest = %&component.digest[..16],
+            source = source.label(),
             elapsed_ms = started.elapsed().as_millis() as u64,
-            "component compiled"
+            "component loaded"
         );
-        let pre =
-            runtime.linker().instantiate_pre(&compiled.component).map_err(anyhow::Error::from).with_context(|| {
-                format!(
-                    "{} needs imports wasmhost does not provide; build it for the wasi:http/proxy world",
-                    path.display()
-                )
-            })?;
-        let pre = ProxyPre::new(pre)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("{} does not export wasi:http/incoming-handler", path.display()))?;
         let capabilities = Arc::new(Apps::new(spec, previous.map(|previous| &*previous.capabilities))?);
-        Self::with_component(compiled.digest, spec.clone(), pre, capabilities).await
+        Self::with_component(component, spec.clone(), capabilities).await
     }
 
-    async fn with_component(
-        digest: String,
-        spec: AppSpec,
-        pre: ProxyPre<StoreData>,
-        capabilities: Arc<Apps>,
-    ) -> Result<Self> {
+    async fn with_component(component: Arc<LoadedComponent>, spec: AppSpec, capabilities: Arc<Apps>) -> Result<Self> {
         let name: Arc<str> = Arc::from(spec.name.as_str());
-        let pool = InstancePool::new(name.clone(), pre.clone(), spec.limits.clone(), capabilities.clone()).await?;
-        let routes = Self::declared_routes(&name, &pre, &pool, &capabilities).await?;
-        Ok(Self { name, digest, spec, pre, capabilities, routes, pool })
+        let pool =
+            InstancePool::new(name.clone(), component.pre.clone(), spec.limits.clone(), capabilities.clone()).await?;
+        let routes = Self::declared_routes(&name, &component.pre, &pool, &capabilities).await?;
+        Ok(Self { name, component, spec, capabilities, routes, pool })
     }
 
     /// The routes the component declares in its `manifest` export, with
@@ -151,7 +138,7 @@ impl AppVersion {
     /// starts from the component's initial state again. No compilation; the
     /// outbound connection budget is shared with this version.
     pub async fn renew(&self) -> Result<Self> {
-        Self::with_component(self.digest.clone(), self.spec.clone(), self.pre.clone(), self.capabilities.clone()).await
+        Self::with_component(self.component.clone(), self.spec.clone(), self.capabilities.clone()).await
     }
 
     /// The app's name, used in logs.
@@ -161,7 +148,7 @@ impl AppVersion {
 
     /// Hex SHA-256 of the module the app runs.
     pub fn digest(&self) -> &str {
-        &self.digest
+        &self.component.digest
     }
 
     /// The limits the app runs under.
@@ -355,6 +342,29 @@ mod tests {
             assert!(std::time::Instant::now() < give_up, "gave up waiting");
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
+    }
+
+    #[tokio::test]
+    async fn apps_loaded_from_the_same_bytes_share_one_component() {
+        let engine = testing::engine();
+        let _ticker = EpochTicker::start(&engine).expect("an epoch ticker");
+        let runtime = crate::Runtime::new(engine, crate::CompileCache::disabled()).expect("a runtime");
+        let a = testing::load(&runtime, "a", one_instance()).await;
+        let b = testing::load(&runtime, "b", one_instance()).await;
+        assert!(Arc::ptr_eq(&a.component, &b.component), "one compiled component for both");
+        assert_eq!(runtime.loaded_components(), 1);
+        // Sharing code shares no state: each app has its own instances.
+        assert_eq!(get(&a, "/").await, (200, "1".into()));
+        assert_eq!(get(&a, "/").await, (200, "2".into()));
+        assert_eq!(get(&b, "/").await, (200, "1".into()), "b's instance is its own");
+        let renewed = a.renew().await.expect("renews");
+        assert!(Arc::ptr_eq(&renewed.component, &a.component));
+        assert_eq!(get(&renewed, "/").await, (200, "1".into()), "a renewed version starts over");
+        assert_eq!(get(&b, "/").await, (200, "2".into()), "renewing a did not disturb b");
+        drop((a, b, renewed));
+        assert_eq!(runtime.loaded_components(), 0, "a component no version uses is let go");
+        let again = testing::load(&runtime, "a", one_instance()).await;
+        assert_eq!(get(&again, "/").await, (200, "1".into()), "and is loaded again when needed");
     }
 
     #[tokio::test]

@@ -2,14 +2,17 @@
 //! that app versions are loaded into: the engine, the one linker of every
 //! host capability, and the compile cache.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
-use crate::cache::{CompileCache, Compiled};
+use crate::cache::{module_digest, CompileCache, Compiled};
 use crate::store::StoreData;
 
 /// What app versions are loaded into: the engine, the linker of every host
@@ -20,6 +23,45 @@ pub struct Runtime {
     engine: Engine,
     linker: Arc<Linker<StoreData>>,
     cache: CompileCache,
+    /// The components loaded in this process, by digest: one slot per
+    /// module, locked while it loads so that apps loading the same module at
+    /// once compile it once, and holding it only while app versions use it.
+    loaded: Arc<Mutex<HashMap<String, LoadSlot>>>,
+}
+
+type LoadSlot = Arc<tokio::sync::Mutex<Weak<LoadedComponent>>>;
+
+/// A component compiled and linked once per process, shared by every app
+/// version whose module has the same bytes: tenants serving one component,
+/// a reload of an unchanged file, a renewed app. Its compiled code is in
+/// memory once, however many apps use it.
+pub struct LoadedComponent {
+    /// Hex SHA-256 of the module bytes.
+    pub digest: String,
+    /// The component, linked against the runtime's linker.
+    pub pre: ProxyPre<StoreData>,
+}
+
+/// Where [`Runtime::load`] got a component from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadSource {
+    /// Another app version already had it loaded.
+    Shared,
+    /// The compile cache on disk.
+    CompileCache,
+    /// Cranelift.
+    Compiled,
+}
+
+impl LoadSource {
+    /// The source as a log field.
+    pub fn label(self) -> &'static str {
+        match self {
+            LoadSource::Shared => "shared",
+            LoadSource::CompileCache => "cache",
+            LoadSource::Compiled => "compiled",
+        }
+    }
 }
 
 impl Runtime {
@@ -27,7 +69,7 @@ impl Runtime {
     pub fn new(engine: Engine, cache: CompileCache) -> Result<Self> {
         let mut linker = Linker::new(&engine);
         crate::capability::add_to_linker(&mut linker)?;
-        Ok(Self { engine, linker: Arc::new(linker), cache })
+        Ok(Self { engine, linker: Arc::new(linker), cache, loaded: Arc::default() })
     }
 
     /// The engine.
@@ -40,13 +82,56 @@ impl Runtime {
         &self.linker
     }
 
+    /// The component in `bytes` (read from `path`), linked and ready to
+    /// instantiate: the one already loaded from the same bytes if an app
+    /// version still uses it, else compiled (or read from the compile cache)
+    /// on a blocking thread and checked against the `wasi:http/proxy` world.
+    pub async fn load(&self, bytes: Vec<u8>, path: &Path) -> Result<(Arc<LoadedComponent>, LoadSource)> {
+        let (digest, bytes) = tokio::task::spawn_blocking(move || (module_digest(&bytes), bytes))
+            .await
+            .context("the digest thread panicked")?;
+        let slot = {
+            let mut slots = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
+            // Forget the components no version uses and no load waits for.
+            slots.retain(|_, slot| {
+                Arc::strong_count(slot) > 1 || slot.try_lock().is_ok_and(|loaded| loaded.strong_count() > 0)
+            });
+            slots.entry(digest).or_default().clone()
+        };
+        let mut shared = slot.lock().await;
+        if let Some(loaded) = shared.upgrade() {
+            return Ok((loaded, LoadSource::Shared));
+        }
+        let compiled = self.compile(bytes).await.with_context(|| format!("cannot compile {}", path.display()))?;
+        let source = if compiled.cache_hit { LoadSource::CompileCache } else { LoadSource::Compiled };
+        let pre = self.linker.instantiate_pre(&compiled.component).map_err(anyhow::Error::from).with_context(|| {
+            format!(
+                "{} needs imports wasmhost does not provide; build it for the wasi:http/proxy world",
+                path.display()
+            )
+        })?;
+        let pre = ProxyPre::new(pre)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("{} does not export wasi:http/incoming-handler", path.display()))?;
+        let loaded = Arc::new(LoadedComponent { digest: compiled.digest, pre });
+        *shared = Arc::downgrade(&loaded);
+        Ok((loaded, source))
+    }
+
     /// Compiles the component in `bytes` (or loads it from the compile
     /// cache) on a blocking thread.
-    pub async fn compile(&self, bytes: Vec<u8>) -> Result<Compiled> {
+    async fn compile(&self, bytes: Vec<u8>) -> Result<Compiled> {
         let (engine, cache) = (self.engine.clone(), self.cache.clone());
         tokio::task::spawn_blocking(move || cache.load(&engine, &bytes))
             .await
             .context("the compiler thread panicked")?
+    }
+
+    /// How many distinct components are loaded (tests).
+    #[cfg(test)]
+    pub(crate) fn loaded_components(&self) -> usize {
+        let slots = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
+        slots.values().filter(|slot| slot.try_lock().is_ok_and(|loaded| loaded.strong_count() > 0)).count()
     }
 }
 

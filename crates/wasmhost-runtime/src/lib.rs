@@ -39,7 +39,7 @@ mod testing;
 pub use app::AppVersion;
 pub use body::ResponseBody;
 pub use cache::CompileCache;
-pub use engine::{EngineOptions, EpochTicker, Runtime};
+pub use engine::{EngineOptions, EpochTicker, LoadSource, LoadedComponent, Runtime};
 pub use outcome::AppResponse;
 pub use pool::InstancePool;
 pub use wasmhost_outbound::ConnectionBudget;

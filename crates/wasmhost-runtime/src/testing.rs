@@ -42,17 +42,22 @@ pub(crate) fn engine() -> wasmtime::Engine {
     crate::engine::build_engine(&options).expect("a test engine")
 }
 
-/// The fixture loaded as app `fixture` under `limits`.
+/// The fixture loaded as app `fixture` under `limits`, in a runtime of its own.
 pub(crate) async fn app(engine: &wasmtime::Engine, limits: wasmhost_spec::Limits) -> crate::AppVersion {
+    let runtime = crate::Runtime::new(engine.clone(), crate::CompileCache::disabled()).expect("a runtime");
+    load(&runtime, "fixture", limits).await
+}
+
+/// The fixture loaded into `runtime` as app `name` under `limits`.
+pub(crate) async fn load(runtime: &crate::Runtime, name: &str, limits: wasmhost_spec::Limits) -> crate::AppVersion {
     let spec = wasmhost_spec::AppSpec {
-        name: "fixture".into(),
+        name: name.into(),
         module: "fixture.wasm".into(),
         limits,
         env: wasmhost_spec::GuestEnv::default(),
     };
     let bytes = component().expect("the fixture component");
-    let runtime = crate::Runtime::new(engine.clone(), crate::CompileCache::disabled()).expect("a runtime");
-    crate::AppVersion::load(&runtime, &spec, bytes, None).await.expect("the fixture loads")
+    crate::AppVersion::load(runtime, &spec, bytes, None).await.expect("the fixture loads")
 }
 
 /// `GET path` served by `app`: the status and the body.
