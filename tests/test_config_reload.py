@@ -48,7 +48,7 @@ def test_apps_serving_one_module_share_its_code_but_not_their_state(wasmhost_bin
     one = "max_instances = 1"
     config.write_text(app_table("a", guests["hello"], "/a", one) + app_table("b", guests["hello"], "/b", one))
     with Server(wasmhost_bin, "", ["--no-watch"], subcommand="serve", config=config) as server:
-        server.wait_for_log(r'component loaded.*source="?shared"?')
+        server.wait_for_log(r'component compiled.*source="?shared"?')
         assert [count(server, "/a/count"), count(server, "/a/count"), count(server, "/b/count")] == [1, 2, 1]
 
         config.write_text(
@@ -56,7 +56,7 @@ def test_apps_serving_one_module_share_its_code_but_not_their_state(wasmhost_bin
         )
         status, report = reload(server)
         assert status == 200, report
-        assert len(re.findall(r'component loaded.*source="?shared"?', server.log())) == 2, "the new `a` shares it too"
+        assert len(re.findall(r'component compiled.*source="?shared"?', server.log())) == 2, "the new `a` shares it too"
         assert count(server, "/a/count") == 1, "`a` was reloaded: a new instance"
         assert count(server, "/b/count") == 2, "`b` kept its instance"
 

@@ -102,6 +102,22 @@ def connection_refused(port: int) -> bool:
         return False
 
 
+def test_an_idle_app_scales_to_zero_and_answers_again(make_server):
+    """With --min-instances 0, an instance unused for --idle-timeout is
+    dropped (counted with reason "idle"): the app holds no instance, and the
+    next request instantiates a new one, whose counter starts over."""
+    with make_server("faults", "--min-instances", "0", "--idle-timeout", "200ms") as server:
+        app = server_app(server)
+        assert [count(server), count(server)] == [1, 2]
+        deadline = time.monotonic() + 10
+        while metric_value(samples := server.metrics(), "wasmhost_instances_retired_total", app=app, reason="idle") < 1:
+            assert time.monotonic() < deadline, "no instance dropped 10 s after its last request"
+            time.sleep(0.05)
+        assert metric_value(samples, "wasmhost_instances", app=app, state="idle") == 0
+        assert metric_value(samples, "wasmhost_instances", app=app, state="busy") == 0
+        assert count(server) == 1, "a new instance served the next request"
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_graceful_shutdown(make_server, sig):
     """On SIGTERM or SIGINT the server stops accepting connections at once,

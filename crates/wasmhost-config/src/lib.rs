@@ -141,6 +141,8 @@ struct AppTable {
     isolation: Option<Isolation>,
     max_instances: Option<usize>,
     min_instances: Option<usize>,
+    #[serde(default, deserialize_with = "duration")]
+    idle_timeout: Option<humantime::Duration>,
     max_queue: Option<usize>,
     #[serde(default, deserialize_with = "duration")]
     queue_timeout: Option<humantime::Duration>,
@@ -269,6 +271,7 @@ impl AppConfig {
             isolation: table.isolation,
             max_instances: table.max_instances,
             min_instances: table.min_instances,
+            idle_timeout: table.idle_timeout,
             max_queue: table.max_queue,
             queue_timeout: table.queue_timeout,
             request_timeout: table.request_timeout,

@@ -27,7 +27,7 @@ use crate::admission;
 use crate::body::{BodyFault, LimitedBody, ResponseBody};
 use crate::capability::exchange::RequestHead;
 use crate::capability::{Apps, RequestContext};
-use crate::engine::{LoadedComponent, Runtime};
+use crate::engine::{LoadSource, LoadedComponent, Runtime};
 use crate::framing::check_response_head;
 use crate::metrics::METRICS;
 use crate::outcome::{settle_head, settle_outcome, AppResponse, Failure, Head, Outcome, Refusal};
@@ -96,9 +96,12 @@ impl AppVersion {
         tracing::info!(
             app = name,
             digest = %&component.digest[..16],
+            // `cached`: not compiled by Cranelift now (the log line's
+            // contract since before sharing); `source` says from where.
+            cached = source != LoadSource::Compiled,
             source = source.label(),
             elapsed_ms = started.elapsed().as_millis() as u64,
-            "component loaded"
+            "component compiled"
         );
         let capabilities = Arc::new(Apps::new(spec, previous.map(|previous| &*previous.capabilities))?);
         Self::with_component(component, spec.clone(), capabilities).await
@@ -393,6 +396,29 @@ mod tests {
         assert_eq!(get(&app, "/").await, (200, "2".into()), "small requests keep the instance");
         assert_eq!(get(&app, "/grow").await, (200, "3".into()), "the request that grew is answered");
         assert_eq!(get(&app, "/").await, (200, "1".into()), "then its instance is gone");
+    }
+
+    #[tokio::test]
+    async fn an_idle_app_scales_to_zero_and_answers_again() {
+        let limits =
+            Limits { max_instances: 2, min_instances: 0, idle_timeout: Duration::from_millis(100), ..one_instance() };
+        let (app, _ticker) = fixture(limits).await;
+        let (first, second) = tokio::join!(get(&app, "/spin/50"), get(&app, "/spin/50"));
+        assert_eq!((first.0, second.0), (200, 200));
+        until(|| app.instance_counts() == (0, 0)).await;
+        assert_eq!(get(&app, "/").await, (200, "1".into()), "a cold app instantiates on the spot");
+    }
+
+    #[tokio::test]
+    async fn idle_instances_are_dropped_down_to_min_instances() {
+        let limits =
+            Limits { max_instances: 3, min_instances: 1, idle_timeout: Duration::from_millis(100), ..one_instance() };
+        let (app, _ticker) = fixture(limits).await;
+        let (a, b, c) = tokio::join!(get(&app, "/spin/50"), get(&app, "/spin/50"), get(&app, "/spin/50"));
+        assert_eq!((a.0, b.0, c.0), (200, 200, 200));
+        until(|| app.instance_counts() == (1, 0)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(app.instance_counts(), (1, 0), "min_instances stay ready however long they idle");
     }
 
     #[tokio::test]

@@ -16,7 +16,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use rand::Rng;
@@ -55,6 +55,8 @@ pub enum Retirement {
     Failure,
     /// A new version of the app replaced it.
     Replaced,
+    /// It was ready but unused for `idle_timeout`, beyond `min_instances`.
+    Idle,
 }
 
 /// The pool of instances of one app.
@@ -83,6 +85,8 @@ pub struct Instance {
     proxy: Proxy,
     served: u64,
     retire_after: u64,
+    /// When it last became ready (created or returned).
+    idle_since: Instant,
 }
 
 impl InstancePool {
@@ -193,7 +197,7 @@ impl Shared {
         let quota = self.limits.max_requests_per_instance.max(1);
         let jitter = quota / 10;
         let retire_after = quota - jitter + rand::rng().random_range(0..=2 * jitter);
-        Ok(Instance { store, proxy, served: 0, retire_after: retire_after.max(1) })
+        Ok(Instance { store, proxy, served: 0, retire_after: retire_after.max(1), idle_since: Instant::now() })
     }
 
     /// A store under the app's limits, with `request_timeout` to run in.
@@ -218,9 +222,29 @@ impl Shared {
         self.ready.lock().ok()?.pop()
     }
 
-    fn push_ready(&self, instance: Instance) {
+    fn push_ready(&self, mut instance: Instance) {
+        instance.idle_since = Instant::now();
         if let Ok(mut ready) = self.ready.lock() {
             ready.push(instance);
+        }
+    }
+
+    /// Drops the ready instances beyond `min_instances` that have been idle
+    /// for `idle_timeout`. Requests take the most recently returned instance
+    /// (the top of the stack), so the longest idle are at the bottom.
+    fn drop_idle(&self) {
+        let (timeout, keep) = (self.limits.idle_timeout, self.limits.min_instances);
+        let idle: Vec<Instance> = match self.ready.lock() {
+            Ok(mut ready) => {
+                let stale = ready.iter().take_while(|instance| instance.idle_since.elapsed() >= timeout).count();
+                let drop = stale.min(ready.len().saturating_sub(keep));
+                ready.drain(..drop).collect()
+            }
+            Err(_) => return,
+        };
+        if !idle.is_empty() {
+            tracing::debug!(app = %self.app, dropped = idle.len(), "idle instances dropped");
+            METRICS.retired.with_label_values(&[&*self.app, Retirement::Idle.label()]).inc_by(idle.len() as u64);
         }
     }
 
@@ -297,18 +321,23 @@ impl Retirement {
             Retirement::Memory => "memory",
             Retirement::Failure => "failure",
             Retirement::Replaced => "replaced",
+            Retirement::Idle => "idle",
         }
     }
 }
 
-/// Keeps `min_instances` ready until the pool is dropped.
+/// Until the pool is dropped: keeps `min_instances` ready, and every half
+/// `idle_timeout` drops the instances idle for longer than it (so an unused
+/// instance goes after one to one and a half times `idle_timeout`).
 async fn refill_task(shared: Weak<Shared>, refill: Arc<Notify>) {
     while let Some(pool) = shared.upgrade() {
         if let Err(err) = pool.fill().await {
             tracing::warn!(app = %pool.app, "could not pre-instantiate: {err:#}");
         }
+        pool.drop_idle();
+        let check = (pool.limits.idle_timeout / 2).max(Duration::from_millis(50));
         drop(pool);
-        refill.notified().await;
+        let _woken = tokio::time::timeout(check, refill.notified()).await;
     }
 }
 

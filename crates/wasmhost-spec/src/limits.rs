@@ -39,6 +39,10 @@ pub struct Limits {
     /// Instances kept ready ahead of demand: warm idle instances in `reuse`
     /// mode, never-used ones in `fresh` mode.
     pub min_instances: usize,
+    /// Ready instances beyond `min_instances` that served nothing for this
+    /// long are dropped, giving their memory back; with `min_instances = 0`
+    /// an idle app holds no instance until its next request.
+    pub idle_timeout: Duration,
     /// Most requests waiting for an instance; beyond it requests get `503`.
     pub max_queue: usize,
     /// Longest a request waits for an instance before getting `503`.
@@ -77,6 +81,7 @@ impl Default for Limits {
             isolation: Isolation::Reuse,
             max_instances: 2 * std::thread::available_parallelism().map_or(1, |n| n.get()),
             min_instances: 2,
+            idle_timeout: Duration::from_secs(300),
             max_queue: 256,
             queue_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
@@ -107,6 +112,9 @@ pub struct LimitSettings {
     /// Instances kept ready ahead of demand.
     #[arg(long, default_value = Limits::default().min_instances.to_string())]
     pub min_instances: Option<usize>,
+    /// Drop ready instances beyond --min-instances after this long unused.
+    #[arg(long, default_value = humantime::Duration::from(Limits::default().idle_timeout).to_string())]
+    pub idle_timeout: Option<humantime::Duration>,
     /// Most requests waiting for an instance; beyond it requests get 503.
     #[arg(long, default_value = Limits::default().max_queue.to_string())]
     pub max_queue: Option<usize>,
@@ -157,6 +165,7 @@ impl LimitSettings {
             isolation: self.isolation.unwrap_or(default.isolation),
             max_instances: self.max_instances.unwrap_or(default.max_instances).max(1),
             min_instances: self.min_instances.unwrap_or(default.min_instances),
+            idle_timeout: duration(self.idle_timeout, default.idle_timeout),
             max_queue: self.max_queue.unwrap_or(default.max_queue),
             queue_timeout: duration(self.queue_timeout, default.queue_timeout),
             request_timeout: duration(self.request_timeout, default.request_timeout),
