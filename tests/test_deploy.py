@@ -122,3 +122,40 @@ def test_every_dashboard_metric_is_exported(make_server, wasmhost_bin, guests, t
         assert server.request("GET", "/")[0] == 200
         exported |= scrape(server)
     assert wanted <= exported, f"queried by the dashboard but not exported: {sorted(wanted - exported)}"
+
+
+STATEFUL = sorted((DEPLOY / "kubernetes" / "embedded-state").glob("*.yaml"))
+
+
+def test_the_embedded_state_variant_keeps_one_replica_on_its_volume(wasmhost_bin, tmp_path):
+    """deploy/kubernetes/embedded-state: valid manifests; one replica (the
+    embedded backend is one process's file) whose data directory, as the
+    config names it, is the persistent volume's mount."""
+    docs = [doc for path in STATEFUL for doc in yaml.safe_load_all(path.read_text()) if doc]
+    for doc in docs:
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+    (stateful,) = [doc for doc in docs if doc["kind"] == "StatefulSet"]
+    (config_map,) = [doc for doc in docs if doc["kind"] == "ConfigMap"]
+    assert stateful["spec"]["replicas"] == 1
+    pod = stateful["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
+    claims = {claim["metadata"]["name"] for claim in stateful["spec"]["volumeClaimTemplates"]}
+    text = config_map["data"]["wasmhost.toml"]
+    (data_dir,) = re.findall(r'^data_dir = "([^"]+)"', text, re.MULTILINE)
+    assert [name for name, path in mounts.items() if path == data_dir] == ["data"] and "data" in claims
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    assert volumes["config"]["configMap"]["name"] == config_map["metadata"]["name"]
+    help_text = subprocess.run([str(wasmhost_bin), "serve", "--help"], capture_output=True, text=True).stdout
+    for arg in container["args"][1:]:
+        assert arg.split("=", 1)[0] in help_text, arg
+    # The config parses (data_dir pointed at a writable place); only the
+    # module is missing outside the image.
+    config = tmp_path / "wasmhost.toml"
+    config.write_text(text.replace(data_dir, str(tmp_path / "data")))
+    result = subprocess.run(
+        [str(wasmhost_bin), "serve", "--config", str(config), "--addr", "127.0.0.1:0", "--no-admin"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode != 0
+    assert "/srv/apps/counter.wasm" in result.stderr and "invalid config" not in result.stderr, result.stderr

@@ -97,10 +97,25 @@ def test_env_and_config(monkeypatch) -> None:
         wasmhost.config["WASMHOST_T_MISSING"]
     with pytest.raises(ValueError):
         wasmhost.config.get_int("WASMHOST_T_STR")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as error:
         wasmhost.config.get_bool("WASMHOST_T_STR")
+    assert "'value'" not in str(error.value), "errors never show a value (it may be a secret)"
+    assert "WASMHOST_T" not in repr(wasmhost.config) and "'value'" not in repr(wasmhost.config)
     monkeypatch.setenv("WASMHOST_T_STR", "changed")
     assert wasmhost.env("WASMHOST_T_STR") == "changed"
+
+
+def test_kv_outside_the_host_fails_clearly_and_checks_types() -> None:
+    bucket = wasmhost.kv.open("default")
+    assert wasmhost.kv.open("default") is bucket
+    with pytest.raises(wasmhost.kv.KeyValueError, match="only in an app served by wasmhost"):
+        bucket.get("k")
+    with pytest.raises(ValueError, match="delta >= 0"):
+        bucket.increment("n", -1)
+    with pytest.raises(TypeError, match="bytes or str"):
+        bucket.set("k", 42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="keys are str"):
+        bucket.get(b"k")  # type: ignore[arg-type]
 
 
 def test_import_all_skips_failures() -> None:

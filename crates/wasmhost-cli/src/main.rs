@@ -17,8 +17,8 @@ use wasmhost_runtime::metrics::METRICS;
 use wasmhost_runtime::{CompileCache, EngineOptions, EpochTicker, Runtime};
 use wasmhost_server::{reload_all, serve_admin, AdminAccess, AdminState, ConfigReload, Router};
 use wasmhost_spec::{
-    AppSpec, GuestEnv, Interface, LimitSettings, Mount, OutboundPolicy, ServerOptions, ServerSettings, DEFAULT_ADDR,
-    DEFAULT_ADMIN_ADDR,
+    AppSpec, ConfigValueSource, GuestEnv, Interface, KeyValueSpec, LimitSettings, Mount, OutboundPolicy, ServerOptions,
+    ServerSettings, DEFAULT_ADDR, DEFAULT_ADMIN_ADDR,
 };
 
 use crate::tenants::{AppPlan, Capacity, Mode, Tenants};
@@ -139,6 +139,24 @@ struct ServeOptions {
     /// nothing is allowed.
     #[arg(long = "allow-outbound", value_name = "URL")]
     allowed_outbound: Vec<String>,
+    /// Declare a key-value bucket the app may open (`wasmhost.kv.open(NAME)`,
+    /// `wasi:keyvalue`), kept in DATA_DIR/APP/kv.sqlite3. Repeatable; by
+    /// default the app has none.
+    #[arg(long = "key-value", value_name = "NAME")]
+    key_value: Vec<String>,
+    /// Where apps keep their key-value data, one directory per app
+    /// [default: $WASMHOST_DATA_DIR, else $XDG_DATA_HOME/wasmhost, else
+    /// ~/.local/share/wasmhost]. With --config, `data_dir` in [server].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Give the app a config value (`wasmhost.config`, `wasi:config`):
+    /// `KEY=VALUE`. Repeatable.
+    #[arg(long = "config-value", value_name = "KEY=VALUE", value_parser = parse_env)]
+    config_values: Vec<(String, String)>,
+    /// Give the app a secret taken from this process's environment
+    /// variable VAR, read as config KEY and never shown: `KEY=VAR`. Repeatable.
+    #[arg(long = "config-secret-env", value_name = "KEY=VAR", value_parser = parse_env)]
+    config_secrets: Vec<(String, String)>,
     #[command(flatten)]
     limits: LimitSettings,
     #[command(flatten)]
@@ -166,7 +184,7 @@ fn main() -> std::process::ExitCode {
     let explicit: Vec<&str> = matches
         .subcommand_matches("serve")
         .map(|serve| {
-            ["addr", "admin_addr", "access_log", "admin_token_file", "admin_hosts"]
+            ["addr", "admin_addr", "access_log", "admin_token_file", "admin_hosts", "data_dir"]
                 .into_iter()
                 .filter(|id| serve.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
                 .collect()
@@ -256,6 +274,10 @@ async fn serve(args: ServeArgs, explicit: &[&str]) -> Result<()> {
     let Some(app) = args.app else {
         let config = args.config.context("pass an app or --config FILE")?;
         let options = args.options;
+        anyhow::ensure!(
+            !explicit.contains(&"data_dir"),
+            "with --config, the data directory is `data_dir` in the file's [server] table"
+        );
         let mut plan = Plan::from_config(&config, options.cache_dir.clone(), options.no_cache, !args.no_watch).await?;
         // Listener flags given on the command line win over the file.
         if explicit.contains(&"addr") {
@@ -360,7 +382,16 @@ impl Plan {
         let limits = args.limits.resolve()?;
         let server = args.server.resolve()?;
         let outbound = OutboundPolicy::new(&args.allowed_outbound).context("in --allow-outbound")?;
-        let env = GuestEnv { vars: args.envs, dirs: args.dirs, outbound: Arc::new(outbound) };
+        let data_dir = args.data_dir.unwrap_or_else(wasmhost_spec::default_data_dir);
+        let key_value = KeyValueSpec::new(&args.key_value, &data_dir, name).context("in --key-value")?;
+        let values = args.config_values.into_iter().map(|(key, value)| (key, ConfigValueSource::Value(value)));
+        let secrets = args.config_secrets.into_iter().map(|(key, var)| (key, ConfigValueSource::FromEnv(var)));
+        let config = values
+            .chain(secrets)
+            .map(|(key, source)| source.resolve(&key))
+            .collect::<Result<Vec<_>>>()
+            .context("in --config-value or --config-secret-env")?;
+        let env = GuestEnv { vars: args.envs, dirs: args.dirs, outbound: Arc::new(outbound), key_value, config };
         let spec = AppSpec { name: name.to_owned(), module, limits, env };
         Ok(Self {
             addr: args.addr,

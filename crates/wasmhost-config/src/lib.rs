@@ -17,6 +17,13 @@
 //! memory_limit = "128MiB"
 //! env = { SHOP_NAME = "demo" }
 //! allowed_outbound = ["https://api.example.com"]   # deny by default
+//! key_value = ["default", "sessions"]              # buckets, in <data_dir>/shop/kv.sqlite3
+//! kv_max_keys = 10000
+//!
+//! [app.config]                   # wasi:config, read with wasmhost.config
+//! MODE = "demo"
+//! DB_PASSWORD = { from_env = "SHOP_DB_PASSWORD" }   # secrets: never shown
+//! API_KEY = { from_file = "secrets/api-key" }
 //! ```
 //!
 //! Unknown keys and bad values are errors naming the file, line and key.
@@ -31,8 +38,8 @@ use anyhow::{bail, Context, Result};
 use bytesize::ByteSize;
 use serde::{Deserialize, Deserializer};
 use wasmhost_spec::{
-    AccessLogFormat, GuestEnv, Interface, Isolation, LimitSettings, Limits, Mount, OutboundPolicy, ServerOptions,
-    ServerSettings, DEFAULT_ADDR, DEFAULT_ADMIN_ADDR,
+    AccessLogFormat, ConfigValueSource, GuestEnv, Interface, Isolation, KeyValueSpec, LimitSettings, Limits, Mount,
+    OutboundPolicy, ServerOptions, ServerSettings, DEFAULT_ADDR, DEFAULT_ADMIN_ADDR,
 };
 
 pub mod reload;
@@ -57,6 +64,8 @@ pub struct ServerConfig {
     pub admin_hosts: Vec<String>,
     /// The file holding the admin API's bearer token.
     pub admin_token_file: Option<PathBuf>,
+    /// Where apps keep their embedded state, one directory per app.
+    pub data_dir: PathBuf,
     /// Connection-level limits and timeouts.
     pub options: ServerOptions,
 }
@@ -114,6 +123,7 @@ struct ServerTable {
     #[serde(default)]
     admin_hosts: Vec<String>,
     admin_token_file: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
     max_connections: Option<usize>,
     #[serde(default, deserialize_with = "duration")]
     header_read_timeout: Option<humantime::Duration>,
@@ -159,8 +169,19 @@ struct AppTable {
     guest_log_rate: Option<ByteSize>,
     max_outbound_connections: Option<usize>,
     max_outbound_connections_per_instance: Option<usize>,
+    #[serde(default, deserialize_with = "size")]
+    kv_max_key_size: Option<ByteSize>,
+    #[serde(default, deserialize_with = "size")]
+    kv_max_value_size: Option<ByteSize>,
+    kv_max_keys: Option<u64>,
     #[serde(default)]
     env: BTreeMap<String, String>,
+    /// Bucket names.
+    #[serde(default)]
+    key_value: Vec<String>,
+    /// `wasi:config` values: a string, `{ from_env = "VAR" }` or `{ from_file = "path" }`.
+    #[serde(default)]
+    config: BTreeMap<String, ConfigEntry>,
     /// Guest path → host directory.
     #[serde(default)]
     dirs: BTreeMap<String, PathBuf>,
@@ -168,6 +189,34 @@ struct AppTable {
     watch: bool,
     #[serde(default, deserialize_with = "outbound")]
     allowed_outbound: OutboundPolicy,
+}
+
+/// One `[app.config]` value as written: the value, or where a secret is.
+#[derive(Deserialize)]
+#[serde(untagged, expecting = "a string, { from_env = \"VAR\" } or { from_file = \"path\" }")]
+enum ConfigEntry {
+    Value(String),
+    Secret(SecretEntry),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretEntry {
+    from_env: Option<String>,
+    from_file: Option<PathBuf>,
+}
+
+impl ConfigEntry {
+    fn source(self, key: &str, base: &Path) -> Result<ConfigValueSource> {
+        Ok(match self {
+            Self::Value(value) => ConfigValueSource::Value(value),
+            Self::Secret(SecretEntry { from_env: Some(var), from_file: None }) => ConfigValueSource::FromEnv(var),
+            Self::Secret(SecretEntry { from_env: None, from_file: Some(file) }) => {
+                ConfigValueSource::FromFile(base.join(file))
+            }
+            Self::Secret(_) => bail!("`config.{key}` needs exactly one of `from_env` and `from_file`"),
+        })
+    }
 }
 
 fn yes() -> bool {
@@ -214,7 +263,8 @@ impl Config {
         let mut apps = Vec::new();
         for table in file.app {
             let name = table.name.clone();
-            let app = AppConfig::from_table(table, base).with_context(|| format!("in [[app]] `{name}`"))?;
+            let app =
+                AppConfig::from_table(table, base, &server.data_dir).with_context(|| format!("in [[app]] `{name}`"))?;
             if apps.iter().any(|other: &AppConfig| other.name == app.name) {
                 bail!("two apps are named `{}`; names must be unique", app.name);
             }
@@ -238,13 +288,14 @@ impl ServerConfig {
             admin_addr: (!table.no_admin).then_some(table.admin_addr.unwrap_or(DEFAULT_ADMIN_ADDR)),
             admin_hosts: table.admin_hosts,
             admin_token_file: table.admin_token_file.map(|file| base.join(file)),
+            data_dir: table.data_dir.map_or_else(wasmhost_spec::default_data_dir, |dir| base.join(dir)),
             options: settings.resolve().context("in [server]")?,
         })
     }
 }
 
 impl AppConfig {
-    fn from_table(table: AppTable, base: &Path) -> Result<Self> {
+    fn from_table(table: AppTable, base: &Path, data_dir: &Path) -> Result<Self> {
         let valid_name =
             !table.name.is_empty() && table.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
         anyhow::ensure!(valid_name, "`name` must be letters, digits, `-`, `_` or `.`, got {:?}", table.name);
@@ -282,6 +333,9 @@ impl AppConfig {
             guest_log_rate: table.guest_log_rate,
             max_outbound_connections: table.max_outbound_connections,
             max_outbound_connections_per_instance: table.max_outbound_connections_per_instance,
+            kv_max_key_size: table.kv_max_key_size,
+            kv_max_value_size: table.kv_max_value_size,
+            kv_max_keys: table.kv_max_keys,
         }
         .resolve()?;
 
@@ -292,7 +346,18 @@ impl AppConfig {
             anyhow::ensure!(guest.starts_with('/'), "`dirs` keys are absolute guest paths, got {guest:?}");
             dirs.push((host, guest));
         }
-        let env = GuestEnv { vars: table.env.into_iter().collect(), dirs, outbound: Arc::new(table.allowed_outbound) };
+        let key_value = KeyValueSpec::new(&table.key_value, data_dir, &table.name).context("in `key_value`")?;
+        let mut config = Vec::new();
+        for (key, entry) in table.config {
+            config.push(entry.source(&key, base)?.resolve(&key)?);
+        }
+        let env = GuestEnv {
+            vars: table.env.into_iter().collect(),
+            dirs,
+            outbound: Arc::new(table.allowed_outbound),
+            key_value,
+            config,
+        };
         Ok(Self {
             name: table.name,
             source,
@@ -321,6 +386,7 @@ mod tests {
             addr = "127.0.0.1:8000"
             no_admin = true
             drain_timeout = "5s"
+            data_dir = "state"
 
             [[app]]
             name = "shop"
@@ -334,6 +400,12 @@ mod tests {
             max_outbound_connections = 8
             max_outbound_connections_per_instance = 2
             env = { MODE = "demo" }
+            key_value = ["default", "sessions"]
+            kv_max_keys = 50
+
+            [app.config]
+            MODE = "demo"
+            TOKEN = { from_env = "PATH" }
 
             [[app]]
             name = "api"
@@ -352,6 +424,12 @@ mod tests {
         assert_eq!(shop.limits.memory_limit, 64 << 20);
         assert_eq!((shop.limits.max_outbound_connections, shop.limits.max_outbound_connections_per_instance), (8, 2));
         assert_eq!(shop.env.vars, [("MODE".to_owned(), "demo".to_owned())]);
+        assert_eq!(shop.env.key_value.dir, Path::new("/srv/state/shop"));
+        assert_eq!(shop.env.key_value.buckets.len(), 2);
+        assert_eq!(shop.limits.kv_max_keys, 50);
+        let values: Vec<_> = shop.env.config.iter().map(|v| (v.key.as_str(), v.secret)).collect();
+        assert_eq!(values, [("MODE", false), ("TOKEN", true)]);
+        assert_eq!(shop.env.config[1].value, std::env::var("PATH").unwrap());
         assert!(
             matches!(&shop.source, AppSource::Python { dir, interface: Interface::Wsgi, .. } if dir == Path::new("/srv/flask-shop"))
         );
@@ -381,6 +459,11 @@ mod tests {
         assert!(app("hosts = [\"a.example:80\"]").is_err());
         assert!(app("isolation = \"shared\"").is_err());
         assert!(parse("").is_err(), "no apps");
+        assert!(app("key_value = [\"../other\"]").is_err());
+        assert!(app("[app.config]\nK = { from_env = \"A\", from_file = \"b\" }").is_err());
+        assert!(app("[app.config]\nK = { from_envv = \"A\" }").is_err());
+        let unset = app("[app.config]\nK = { from_env = \"WASMHOST_TEST_NOT_SET\" }").unwrap_err();
+        assert!(format!("{unset:#}").contains("WASMHOST_TEST_NOT_SET"), "{unset:#}");
         let twice = "[[app]]\nname = \"a\"\nmodule = \"a.py\"\n[[app]]\nname = \"a\"\nmodule = \"b.py\"\n";
         assert!(format!("{:#}", parse(twice).unwrap_err()).contains("unique"));
     }

@@ -159,6 +159,12 @@ impl AppVersion {
         &self.spec.limits
     }
 
+    /// What the app is: its limits, and what its guest may see (buckets,
+    /// config keys; secrets' values are in it, so never print it whole).
+    pub fn spec(&self) -> &AppSpec {
+        &self.spec
+    }
+
     /// The outbound connection budget the app's versions share.
     pub fn connections(&self) -> &wasmhost_outbound::ConnectionBudget {
         self.capabilities.outbound.connections()

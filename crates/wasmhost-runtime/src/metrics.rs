@@ -15,6 +15,10 @@ use prometheus::{
 const BUCKETS: &[f64] =
     &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
+/// Key-value latency buckets, in seconds: 5 µs to 1 s.
+const KV_BUCKETS: &[f64] =
+    &[0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.025, 0.1, 1.0];
+
 /// Every metric wasmhost exports.
 pub struct Metrics {
     /// Responses by app and status class (`2xx`, `4xx`, ...).
@@ -47,6 +51,15 @@ pub struct Metrics {
     pub outbound_connections: IntGaugeVec,
     /// Failed `accept` calls, by listener (`http`, `admin`).
     pub accept_errors: IntCounterVec,
+    /// Key-value operations, by app, bucket, operation and result (`ok`,
+    /// `refused` by a limit, `error` from the backend).
+    pub kv_operations: IntCounterVec,
+    /// Time a key-value operation took, by app and operation.
+    pub kv_duration: HistogramVec,
+    /// Key-value bytes, by app, bucket and direction (`read`, `written`).
+    pub kv_bytes: IntCounterVec,
+    /// Keys an app holds (its quota is `kv_max_keys`).
+    pub kv_keys: IntGaugeVec,
 }
 
 /// The metrics, registered on first use.
@@ -142,6 +155,31 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "wasmhost_accept_errors_total",
             "Failed accepts of new connections (e.g. out of file descriptors), by listener.",
             &["listener"]
+        )
+        .expect(expect),
+        kv_operations: register_int_counter_vec!(
+            "wasmhost_kv_operations_total",
+            "Key-value operations, by app, bucket, operation and result (ok, refused, error).",
+            &["app", "bucket", "operation", "result"]
+        )
+        .expect(expect),
+        kv_duration: register_histogram_vec!(
+            "wasmhost_kv_operation_seconds",
+            "Time a key-value operation took in the host, by app and operation.",
+            &["app", "operation"],
+            KV_BUCKETS.to_vec()
+        )
+        .expect(expect),
+        kv_bytes: register_int_counter_vec!(
+            "wasmhost_kv_bytes_total",
+            "Key-value bytes read and written, by app, bucket and direction.",
+            &["app", "bucket", "direction"]
+        )
+        .expect(expect),
+        kv_keys: register_int_gauge_vec!(
+            "wasmhost_kv_keys",
+            "Keys an app holds over its embedded buckets (its quota is kv_max_keys).",
+            &["app"]
         )
         .expect(expect),
     }

@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `GET /healthz` | `200 ok` while the process runs |
 //! | `GET /readyz` | `200 ready`; `503 draining` once shutdown started |
-//! | `GET /apps` | JSON: each app's name, module, digest, limits, reload counts |
+//! | `GET /apps` | JSON: each app's name, module, digest, limits, buckets, config keys (never values), reload counts |
 //! | `GET /metrics` | Prometheus text format: requests, latencies, queue, instances, failures, reloads, process |
 //! | `POST /admin/reload` | re-reads the config file (`serve --config`), then reloads every app from its module file; JSON result per app, `200` if all succeeded or were unchanged, else `422` |
 //!
@@ -296,6 +296,16 @@ fn apps(state: &AdminState) -> Response<Full<Bytes>> {
                     "max_outbound_connections_per_instance": limits.max_outbound_connections_per_instance,
                 },
                 "outbound_connections": app.connections().in_use(),
+                "key_value": {
+                    "buckets": app.spec().env.key_value.buckets.iter().map(|bucket| &bucket.name).collect::<Vec<_>>(),
+                    "data_dir": (!app.spec().env.key_value.buckets.is_empty())
+                        .then(|| app.spec().env.key_value.dir.display().to_string()),
+                    "max_key_size": limits.kv_max_key_size,
+                    "max_value_size": limits.kv_max_value_size,
+                    "max_keys": limits.kv_max_keys,
+                },
+                // Keys only: values may be secrets.
+                "config_keys": app.spec().env.config.iter().map(|value| &value.key).collect::<Vec<_>>(),
                 "queued": app.queued(),
                 "reloads": {
                     "swapped": stats.swapped.load(Ordering::Relaxed),

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::{Limits, OutboundPolicy};
+use crate::{ConfigValue, KeyValueSpec, Limits, OutboundPolicy};
 
 /// What an app is: its name, module file, limits and what its guest may see.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,7 +19,8 @@ pub struct AppSpec {
 }
 
 /// What a guest may see of the host besides the request it serves:
-/// environment variables, read-only directories and outbound HTTP.
+/// environment variables, read-only directories, outbound HTTP, key-value
+/// buckets and config values.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GuestEnv {
     /// Environment variables, as `(name, value)`.
@@ -28,4 +29,8 @@ pub struct GuestEnv {
     pub dirs: Vec<(PathBuf, String)>,
     /// The hosts it may send HTTP requests to (none by default).
     pub outbound: Arc<OutboundPolicy>,
+    /// The key-value buckets it may open (none by default).
+    pub key_value: KeyValueSpec,
+    /// The values `wasi:config` gives it, secrets among them.
+    pub config: Vec<ConfigValue>,
 }

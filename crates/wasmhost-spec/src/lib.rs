@@ -1,7 +1,8 @@
 //! What wasmhost serves, as plain data: each app's [`AppSpec`] (its
 //! [`Limits`], what its guest may see: [`GuestEnv`] and its outbound
 //! [`OutboundPolicy`]), how requests reach it ([`Mount`]), how a Python app is
-//! served ([`Interface`]), and the HTTP server's [`ServerOptions`].
+//! served ([`Interface`]), what it keeps between requests ([`KeyValueSpec`],
+//! [`ConfigValue`]), and the HTTP server's [`ServerOptions`].
 //!
 //! Every default lives here, once: [`Limits::default`],
 //! [`ServerOptions::default`], [`DEFAULT_ADDR`], [`DEFAULT_ADMIN_ADDR`]. The
@@ -20,6 +21,7 @@ mod interface;
 mod limits;
 mod mount;
 mod server;
+mod state;
 
 pub use access_log::AccessLogFormat;
 pub use allow_list::OutboundPolicy;
@@ -28,3 +30,4 @@ pub use interface::Interface;
 pub use limits::{Isolation, LimitSettings, Limits};
 pub use mount::Mount;
 pub use server::{ServerOptions, ServerSettings, DEFAULT_ADDR, DEFAULT_ADMIN_ADDR};
+pub use state::{app_data_dir, default_data_dir, Backend, BucketSpec, ConfigValue, ConfigValueSource, KeyValueSpec};

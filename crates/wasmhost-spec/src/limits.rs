@@ -73,6 +73,12 @@ pub struct Limits {
     /// stuck in a loop of requests it never waits for cannot take the whole
     /// app's budget from the instances serving other requests.
     pub max_outbound_connections_per_instance: usize,
+    /// Longest key-value key, in bytes.
+    pub kv_max_key_size: usize,
+    /// Largest key-value value, in bytes.
+    pub kv_max_value_size: usize,
+    /// Most keys the app keeps, over all its embedded buckets.
+    pub kv_max_keys: u64,
 }
 
 impl Default for Limits {
@@ -92,6 +98,9 @@ impl Default for Limits {
             guest_log_rate: 1 << 20,
             max_outbound_connections: 64,
             max_outbound_connections_per_instance: 16,
+            kv_max_key_size: 1 << 10,
+            kv_max_value_size: 1 << 20,
+            kv_max_keys: 100_000,
         }
     }
 }
@@ -148,6 +157,16 @@ pub struct LimitSettings {
     /// Most outbound connections one instance holds open at once.
     #[arg(long, default_value = Limits::default().max_outbound_connections_per_instance.to_string())]
     pub max_outbound_connections_per_instance: Option<usize>,
+    /// Longest key-value key; longer ones are refused with an error.
+    #[arg(long, default_value = ByteSize(Limits::default().kv_max_key_size as u64).to_string())]
+    pub kv_max_key_size: Option<ByteSize>,
+    /// Largest key-value value; larger ones are refused with an error.
+    #[arg(long, default_value = ByteSize(Limits::default().kv_max_value_size as u64).to_string())]
+    pub kv_max_value_size: Option<ByteSize>,
+    /// Most keys an app keeps over all its buckets (its quota); a write
+    /// of a new key beyond it is refused with an error.
+    #[arg(long, default_value = Limits::default().kv_max_keys.to_string())]
+    pub kv_max_keys: Option<u64>,
 }
 
 impl LimitSettings {
@@ -179,6 +198,9 @@ impl LimitSettings {
                 .max_outbound_connections_per_instance
                 .unwrap_or(default.max_outbound_connections_per_instance)
                 .max(1),
+            kv_max_key_size: size(self.kv_max_key_size, default.kv_max_key_size, "kv_max_key_size")?.max(1),
+            kv_max_value_size: size(self.kv_max_value_size, default.kv_max_value_size, "kv_max_value_size")?,
+            kv_max_keys: self.kv_max_keys.unwrap_or(default.kv_max_keys),
         })
     }
 }

@@ -17,7 +17,8 @@
 
 Build and serve it with ``wasmhost serve app.py``. See `App`, `Request`,
 `Response`, the `HTTPError` family, `wasmhost.json` (host-backed JSON
-helpers and schema validation) and `env` / `config` (environment).
+helpers and schema validation), `wasmhost.kv` (persistent key-value
+buckets) and `env` / `config` (config values, secrets, environment).
 
 Plain WSGI apps (Flask, ...) are served too, unmodified: the build picks
 them up with ``--interface wsgi`` (see `wasmhost._wsgi`).
@@ -25,7 +26,7 @@ them up with ``--interface wsgi`` (see `wasmhost._wsgi`).
 
 from __future__ import annotations
 
-from . import json
+from . import json, kv
 from ._app import App, ManifestRoute, Route
 from ._config import Config, config, env
 from ._datastructures import Headers, QueryDict
@@ -89,4 +90,5 @@ __all__ = [
     "env",
     "fetch",
     "json",
+    "kv",
 ]

@@ -30,7 +30,9 @@ use crate::store::StoreData;
 use exchange::RequestHead;
 use wasmhost_spec::AppSpec;
 
+pub mod config;
 pub mod exchange;
+pub mod keyvalue;
 pub mod outbound;
 pub mod platform;
 pub mod wasi;
@@ -144,4 +146,8 @@ capabilities! {
     platform: platform::Platform,
     /// `wasmhost:platform/exchange`: a request head, body or response in one call.
     exchange: exchange::Exchange,
+    /// `wasi:keyvalue`: the app's declared buckets, persistent and shared.
+    keyvalue: keyvalue::KeyValue,
+    /// `wasi:config`: the app's config values and secrets.
+    config: config::Config,
 }

@@ -1,0 +1,195 @@
+//! What an app keeps between requests: its key-value buckets
+//! (`wasi:keyvalue`), where their data lives, and its config values and
+//! secrets (`wasi:config`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Context as _, Result};
+
+/// The directory under which each app's embedded state lives, one
+/// subdirectory per app name: `$WASMHOST_DATA_DIR`, else
+/// `$XDG_DATA_HOME/wasmhost`, else `~/.local/share/wasmhost`.
+pub fn default_data_dir() -> PathBuf {
+    let var = |name| std::env::var_os(name).filter(|value| !value.is_empty()).map(PathBuf::from);
+    var("WASMHOST_DATA_DIR")
+        .or_else(|| var("XDG_DATA_HOME").map(|dir| dir.join("wasmhost")))
+        .or_else(|| var("HOME").map(|home| home.join(".local/share/wasmhost")))
+        .unwrap_or_else(|| PathBuf::from(".wasmhost-data"))
+}
+
+/// The key-value buckets an app may open, and where the embedded ones keep
+/// their data.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyValueSpec {
+    /// The declared buckets, in declaration order; opening any other name
+    /// is an error (`no-such-store`).
+    pub buckets: Vec<BucketSpec>,
+    /// The app's own data directory, `<data dir>/<app name>`, holding
+    /// `kv.sqlite3` when a bucket is embedded.
+    pub dir: PathBuf,
+}
+
+/// One declared bucket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BucketSpec {
+    /// The name the guest opens it by.
+    pub name: String,
+    /// Where its data lives.
+    pub backend: Backend,
+}
+
+/// Where a bucket's data lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// A table in the app's own SQLite file (`<app data dir>/kv.sqlite3`).
+    Embedded,
+}
+
+impl KeyValueSpec {
+    /// The buckets `declared` (`NAME`, each once) of app `app`, whose data
+    /// lives under `data_dir`.
+    pub fn new(declared: &[String], data_dir: &Path, app: &str) -> Result<Self> {
+        let mut buckets: Vec<BucketSpec> = Vec::new();
+        for entry in declared {
+            let (name, backend) = match entry.split_once('=') {
+                None => (entry.as_str(), Backend::Embedded),
+                Some((name, url)) => bail!(
+                    "bucket `{name}`: only embedded buckets are supported in this version, got backend {url:?} \
+                     (declare it as just \"{name}\")"
+                ),
+            };
+            check_bucket_name(name)?;
+            ensure!(buckets.iter().all(|bucket| bucket.name != name), "bucket `{name}` is declared twice");
+            buckets.push(BucketSpec { name: name.to_owned(), backend });
+        }
+        let dir = if buckets.is_empty() { PathBuf::new() } else { app_data_dir(data_dir, app)? };
+        Ok(Self { buckets, dir })
+    }
+
+    /// The declared bucket called `name`.
+    pub fn bucket(&self, name: &str) -> Option<&BucketSpec> {
+        self.buckets.iter().find(|bucket| bucket.name == name)
+    }
+}
+
+/// A bucket name: 1 to 64 letters, digits, `-`, `_` or `.`, not starting
+/// with `.`.
+fn check_bucket_name(name: &str) -> Result<()> {
+    let valid = (1..=64).contains(&name.len())
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    ensure!(valid, "bucket names are 1 to 64 letters, digits, `-`, `_` or `.` (not starting with `.`), got {name:?}");
+    Ok(())
+}
+
+/// The data directory of app `app` under `data_dir`. App names are one
+/// path component, so one app's directory is never inside another's.
+pub fn app_data_dir(data_dir: &Path, app: &str) -> Result<PathBuf> {
+    let valid =
+        !app.is_empty() && !app.starts_with('.') && app.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    ensure!(valid, "app `{app}` cannot have a data directory: its name must not start with `.` and must be letters, digits, `-`, `_` or `.`");
+    let root = std::path::absolute(data_dir).with_context(|| format!("cannot resolve {}", data_dir.display()))?;
+    Ok(root.join(app))
+}
+
+/// One value an app reads through `wasi:config` (`wasmhost.config`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConfigValue {
+    /// The key the guest asks for.
+    pub key: String,
+    /// The value.
+    pub value: String,
+    /// Whether it is a secret (taken from the host's environment or a
+    /// file): its value is never shown in `/apps`, logs or errors.
+    pub secret: bool,
+}
+
+impl std::fmt::Debug for ConfigValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value: &dyn std::fmt::Debug = if self.secret { &"<secret>" } else { &self.value };
+        f.debug_struct("ConfigValue").field("key", &self.key).field("value", value).finish()
+    }
+}
+
+/// Where a config value comes from, as written in a config file or on the
+/// command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigValueSource {
+    /// The value itself.
+    Value(String),
+    /// A secret: the host's environment variable of this name.
+    FromEnv(String),
+    /// A secret: the contents of this file, without a final newline.
+    FromFile(PathBuf),
+}
+
+impl ConfigValueSource {
+    /// The value for `key`, read now.
+    pub fn resolve(&self, key: &str) -> Result<ConfigValue> {
+        check_config_key(key)?;
+        let (value, secret) = match self {
+            Self::Value(value) => (value.clone(), false),
+            Self::FromEnv(var) => {
+                let value = std::env::var(var).with_context(|| {
+                    format!("config `{key}` is taken from the environment variable {var}, which is not set")
+                })?;
+                (value, true)
+            }
+            Self::FromFile(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!("config `{key}` is taken from {}, which cannot be read", path.display())
+                })?;
+                (text.strip_suffix('\n').unwrap_or(&text).to_owned(), true)
+            }
+        };
+        Ok(ConfigValue { key: key.to_owned(), value, secret })
+    }
+}
+
+/// A config key: 1 to 128 letters, digits, `_`, `-` or `.`.
+fn check_config_key(key: &str) -> Result<()> {
+    let valid = (1..=128).contains(&key.len()) && key.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    ensure!(valid, "config keys are 1 to 128 letters, digits, `-`, `_` or `.`, got {key:?}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_checked_and_live_in_the_apps_own_directory() {
+        let declared = ["default".to_owned(), "sessions".to_owned()];
+        let spec = KeyValueSpec::new(&declared, Path::new("/data"), "shop").unwrap();
+        assert_eq!(spec.dir, Path::new("/data/shop"));
+        assert_eq!(spec.bucket("sessions").map(|b| &b.backend), Some(&Backend::Embedded));
+        assert!(spec.bucket("other").is_none());
+        for bad in ["", "../x", "a/b", ".hidden", &"x".repeat(65)] {
+            let err = KeyValueSpec::new(&[bad.to_owned()], Path::new("/data"), "shop").unwrap_err();
+            assert!(err.to_string().contains("bucket names"), "{bad:?}: {err}");
+        }
+        let twice = KeyValueSpec::new(&["a".into(), "a".into()], Path::new("/data"), "shop").unwrap_err();
+        assert!(twice.to_string().contains("declared twice"), "{twice}");
+        for app in ["..", ".", "a/b", ""] {
+            assert!(KeyValueSpec::new(&declared, Path::new("/data"), app).is_err(), "{app:?}");
+        }
+        assert!(KeyValueSpec::new(&[], Path::new("/data"), "..").is_ok(), "no bucket, no directory");
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment_or_a_file_and_never_show() {
+        let dir = std::env::temp_dir().join(format!("wasmhost-spec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("secret");
+        std::fs::write(&file, "hunter2\n").unwrap();
+        let value = ConfigValueSource::FromFile(file).resolve("DB_PASSWORD").unwrap();
+        assert_eq!((value.value.as_str(), value.secret), ("hunter2", true));
+        assert!(!format!("{value:?}").contains("hunter2"));
+        let plain = ConfigValueSource::Value("x".into()).resolve("MODE").unwrap();
+        assert!(!plain.secret && format!("{plain:?}").contains("\"x\""));
+        let unset = ConfigValueSource::FromEnv("WASMHOST_SPEC_TEST_UNSET".into()).resolve("K").unwrap_err();
+        assert!(unset.to_string().contains("WASMHOST_SPEC_TEST_UNSET"), "{unset}");
+        assert!(ConfigValueSource::Value("x".into()).resolve("no spaces").is_err());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
