@@ -1,7 +1,8 @@
 """Key-value buckets (`wasi:keyvalue`, `wasmhost.kv`) and config values and
 secrets (`wasi:config`, `wasmhost.config`), through the real binary and a
 real SDK guest (tests/apps/state), with the embedded backend's real SQLite
-file in a temporary data directory.
+file in a temporary data directory and the Redis backend on a real
+`redis-server` (Debian's package) that the tests start on 127.0.0.1 and stop.
 
 What is promised: writes persist across requests, instances, reloads and
 restarts (also after `kill -9`); `increment` is atomic across instances;
@@ -13,14 +14,18 @@ secrets; secrets never show in `/apps` or the log.
 from __future__ import annotations
 
 import json
+import shutil
 import signal
+import socket
+import subprocess
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from wasmhost_testing import ROOT, Server
+from wasmhost_testing import ROOT, Server, dies_with_parent
 
 APP = ROOT / "tests" / "apps" / "state" / "app.py"
 EXAMPLE = ROOT / "examples" / "counter" / "app.py"
@@ -212,13 +217,20 @@ key_value = {buckets_b}
     )
 
 
+def two_apps(wasmhost_bin, tmp_path: Path, file_secret: str, env_secret: str) -> tuple[Server, Path]:
+    """A server for the config `write_config` writes, with the two secrets;
+    and the secret file."""
+    config, secret_file = tmp_path / "wasmhost.toml", tmp_path / "db-password"
+    secret_file.write_text(file_secret)
+    write_config(config, tmp_path / "data", secret_file)
+    env = {"WASMHOST_TEST_SECRET_A": env_secret}
+    return Server(wasmhost_bin, "", ["--no-watch"], config=config, extra_env=env, start_timeout=START), secret_file
+
+
 def test_apps_never_see_each_others_data_or_secrets(wasmhost_bin, tmp_path):
-    data, config = tmp_path / "data", tmp_path / "wasmhost.toml"
-    secret_file = tmp_path / "db-password"
-    secret_file.write_text("s3cr3t-from-file\n")
-    write_config(config, data, secret_file)
-    env = {"WASMHOST_TEST_SECRET_A": "s3cr3t-from-env"}
-    with Server(wasmhost_bin, "", ["--no-watch"], config=config, extra_env=env, start_timeout=START) as server:
+    server, _ = two_apps(wasmhost_bin, tmp_path, "s3cr3t-from-file\n", "s3cr3t-from-env")
+    data = tmp_path / "data"
+    with server:
         assert server.request("PUT", "/a/kv/default/shared-name", body=b"a's value")[0] == 204
         assert server.request("GET", "/b/kv/default/shared-name")[0] == 404, "b has its own default bucket"
         assert server.request("PUT", "/b/kv/default/shared-name", body=b"b's value")[0] == 204
@@ -247,12 +259,9 @@ def test_apps_never_see_each_others_data_or_secrets(wasmhost_bin, tmp_path):
 
 
 def test_a_reload_keeps_the_data_and_a_bad_bucket_is_refused(wasmhost_bin, tmp_path):
+    server, secret_file = two_apps(wasmhost_bin, tmp_path, "first", "x")
     data, config = tmp_path / "data", tmp_path / "wasmhost.toml"
-    secret_file = tmp_path / "db-password"
-    secret_file.write_text("first")
-    write_config(config, data, secret_file)
-    env = {"WASMHOST_TEST_SECRET_A": "x"}
-    with Server(wasmhost_bin, "", ["--no-watch"], config=config, extra_env=env, start_timeout=START) as server:
+    with server:
         assert server.request("POST", "/b/kv/default/n/incr?by=7")[0] == 200
         secret_file.write_text("rotated")
         write_config(config, data, secret_file, extra_b="max_instances = 1")
@@ -286,7 +295,8 @@ def test_the_counter_example(wasmhost_bin, tmp_path):
     [
         (["--key-value", "../escape"], "bucket names"),
         (["--key-value", "a", "--key-value", "a"], "declared twice"),
-        (["--key-value", "cache=redis://127.0.0.1:6379"], "only embedded buckets"),
+        (["--key-value", "cache=rediss://user:hunter2@127.0.0.1:6379"], "not supported yet"),
+        (["--key-value", "cache=memcached://127.0.0.1"], "must be a redis://"),
         (["--config-secret-env", "K=WASMHOST_TEST_NOT_SET"], "WASMHOST_TEST_NOT_SET"),
     ],
 )
@@ -296,3 +306,177 @@ def test_bad_state_flags_are_refused_at_start(wasmhost_bin, tmp_path, args, mess
         server.start()
     assert server.wait_exit() != 0
     assert message in server.log(), server.log()
+
+
+# -- the Redis backend ---------------------------------------------------------
+
+
+class Redis:
+    """A `redis-server` on 127.0.0.1 with nothing saved to disk."""
+
+    def __init__(self, tmp: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise AssertionError("redis-server is needed (apt-get install redis-server; .ci/run installs it)")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.command = dies_with_parent(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp)]
+        )
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> "Redis":
+        self.proc = subprocess.Popen(self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(16).startswith(b"+PONG"):
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"redis-server did not answer on port {self.port}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+    def keys(self) -> list[bytes]:
+        """Every key in the server (KEYS *), with a raw RESP request."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as conn:
+            conn.sendall(b"KEYS *\r\n")
+            data = b""
+            while True:
+                data += conn.recv(65536)
+                lines = data.split(b"\r\n")
+                count = int(lines[0][1:])
+                if len(lines) >= 2 * count + 2:
+                    return sorted(lines[2 : 2 * count + 1 : 2])
+
+
+@pytest.fixture
+def redis(tmp_path):
+    server = Redis(tmp_path).start()
+    yield server
+    server.stop()
+
+
+def redis_server(wasmhost_bin, data_dir: Path, redis: Redis, *args: str) -> Server:
+    return Server(
+        wasmhost_bin,
+        APP,
+        ["--data-dir", str(data_dir), "--key-value", f"default={redis.url}", *args],
+        start_timeout=START,
+    )
+
+
+def test_replicas_sharing_redis_count_exactly(wasmhost_bin, tmp_path, redis):
+    """Two wasmhost processes (two replicas) on one Redis: 2 x 4 clients x
+    100 increments give exactly 800, every value once."""
+    seen: list[int] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    args = ("--max-instances", "4", "--min-instances", "2")
+    with redis_server(wasmhost_bin, tmp_path / "r1", redis, *args) as one, redis_server(
+        wasmhost_bin, tmp_path / "r2", redis, *args
+    ) as two:
+
+        def client(server: Server) -> None:
+            try:
+                for _ in range(100):
+                    value = increment(server, "race")["value"]
+                    with lock:
+                        seen.append(value)
+            except Exception as err:  # noqa: BLE001 (reported below)
+                errors.append(repr(err))
+
+        threads = [threading.Thread(target=client, args=(server,)) for server in (one, two) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        assert not errors, errors[:3]
+        assert sorted(seen) == list(range(1, 801))
+        assert one.request("GET", "/kv/default/race?text=1")[2] == b"800"
+        assert two.request("PUT", "/kv/default/from-two", body=b"\x00\xffbinary")[0] == 204
+        assert one.request("GET", "/kv/default/from-two")[2] == b"\x00\xffbinary"
+        assert sorted(body_json(one.request("GET", "/kv/default"))[1]) == ["from-two", "race"], "SCAN order"
+    assert redis.keys() == [b"wasmhost:app:#keys", b"wasmhost:app:default:from-two", b"wasmhost:app:default:race"]
+    assert not (tmp_path / "r1" / "app").exists(), "a Redis-only app writes no embedded file"
+
+
+def test_redis_limits_and_an_outage_fail_the_call_not_the_instance(wasmhost_bin, tmp_path, redis):
+    limits = ("--kv-max-keys", "2", "--kv-max-value-size", "10B", "--max-instances", "1")
+    with redis_server(wasmhost_bin, tmp_path, redis, *limits) as server:
+        instance = server.request("GET", "/pid")[2]
+        assert server.request("PUT", "/kv/default/a", body=b"1")[0] == 204
+        assert increment(server, "n")["value"] == 1
+        status, body = body_json(server.request("PUT", "/kv/default/c", body=b"1"))
+        assert status == 413 and "quota of 2 keys" in body["message"], body
+        status, body = body_json(server.request("POST", "/kv/default?many=set", body=b'{"a": "2", "d": "3"}'))
+        assert status == 413 and "quota" in body["message"], body
+        assert server.request("GET", "/kv/default/a")[2] == b"1", "the refused batch wrote nothing"
+        assert body_json(server.request("PUT", "/kv/default/a", body=b"x" * 11))[0] == 413
+        assert server.request("PUT", "/kv/default/a", body=b"abc")[0] == 204
+        status, body = body_json(server.request("POST", "/kv/default/a/incr"))
+        assert status == 409 and "not a decimal integer" in body["message"], body
+        assert server.request("POST", "/kv/default?many=delete", body=b'["a", "nope"]')[0] == 204
+        assert server.request("PUT", "/kv/default/c", body=b"1")[0] == 204, "a delete frees quota"
+
+        redis.stop()
+        status, body = body_json(server.request("GET", "/kv/default/c", timeout=30))
+        assert (status, body["error"]) == (409, "KeyValueError") and "redis error" in body["message"], body
+        assert server.request("GET", "/pid")[2] == instance, "the instance kept serving"
+        redis.start()
+        deadline = time.monotonic() + 20
+        while server.request("GET", "/kv/default/c", timeout=30)[0] != 404:  # a fresh Redis: the key is gone
+            assert time.monotonic() < deadline, "the connection did not come back"
+            time.sleep(0.2)
+        assert server.request("PUT", "/kv/default/c", body=b"back")[0] == 204
+        assert server.request("GET", "/pid")[2] == instance
+        server.wait_for_log("redis error")
+
+
+def test_apps_sharing_a_redis_never_see_each_others_keys(wasmhost_bin, tmp_path, redis):
+    config = tmp_path / "wasmhost.toml"
+    config.write_text(
+        f"""
+[server]
+data_dir = "{tmp_path / 'data'}"
+
+[[app]]
+name = "a"
+module = "app.py"
+dir = "{APP.parent}"
+prefix = "/a"
+strip_prefix = true
+key_value = ["default={redis.url}"]
+
+[[app]]
+name = "b"
+module = "app.py"
+dir = "{APP.parent}"
+prefix = "/b"
+strip_prefix = true
+key_value = ["default={redis.url}", "local"]
+"""
+    )
+    with Server(wasmhost_bin, "", ["--no-watch"], config=config, start_timeout=START) as server:
+        assert server.request("PUT", "/a/kv/default/k", body=b"a")[0] == 204
+        assert server.request("GET", "/b/kv/default/k")[0] == 404
+        assert server.request("PUT", "/b/kv/default/k", body=b"b")[0] == 204
+        assert server.request("PUT", "/b/kv/local/k", body=b"embedded")[0] == 204
+        assert [server.request("GET", f"/{app}/kv/default/k")[2] for app in "ab"] == [b"a", b"b"]
+        assert body_json(server.request("GET", "/a/kv/default"))[1] == ["k"]
+        assert body_json(server.request("GET", "/a/kv/local/k"))[1]["error"] == "NoSuchBucket"
+        apps = {app["name"]: app for app in json.loads(server.admin_request("GET", "/apps")[2])["apps"]}
+        assert apps["b"]["key_value"]["backends"] == {"default": redis.url, "local": "embedded"}
+    assert b"wasmhost:a:default:k" in redis.keys() and b"wasmhost:b:default:k" in redis.keys()

@@ -102,12 +102,12 @@ impl CompileCache {
         }
     }
 
-    /// Compiles `bytes` (a component binary), or loads the artifact compiled
-    /// earlier from the same bytes by an identical engine.
+    /// Compiles `bytes` (a component binary whose [`module_digest`] is
+    /// `digest`), or loads the artifact compiled earlier from the same bytes
+    /// by an identical engine.
     ///
     /// This is CPU-heavy: call it from a blocking thread.
-    pub fn load(&self, engine: &Engine, bytes: &[u8]) -> Result<Compiled> {
-        let digest = module_digest(bytes);
+    pub fn load(&self, engine: &Engine, bytes: &[u8], digest: String) -> Result<Compiled> {
         let path = self.dir.as_ref().map(|dir| artifact_path(dir, engine, &digest));
         if let Some(path) = &path {
             if let Some(component) = read_artifact(engine, path) {
@@ -200,17 +200,17 @@ mod tests {
         let cache = CompileCache::new(dir.clone());
         let bytes = COMPONENT.as_bytes();
 
-        let first = cache.load(&engine, bytes).unwrap();
+        let first = cache.load(&engine, bytes, module_digest(bytes)).unwrap();
         assert!(!first.cache_hit);
         assert_eq!(artifacts(&dir).len(), 1);
-        assert!(cache.load(&engine, bytes).unwrap().cache_hit);
+        assert!(cache.load(&engine, bytes, module_digest(bytes)).unwrap().cache_hit);
 
         let path = &artifacts(&dir)[0];
         let mut data = std::fs::read(path).unwrap();
         data[10] ^= 0xff;
         std::fs::write(path, &data).unwrap();
-        assert!(!cache.load(&engine, bytes).unwrap().cache_hit, "corrupt entry must not load");
-        assert!(cache.load(&engine, bytes).unwrap().cache_hit, "and is rewritten");
+        assert!(!cache.load(&engine, bytes, module_digest(bytes)).unwrap().cache_hit, "corrupt entry must not load");
+        assert!(cache.load(&engine, bytes, module_digest(bytes)).unwrap().cache_hit, "and is rewritten");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -218,10 +218,10 @@ mod tests {
     fn invalid_module_is_an_error_and_disabled_cache_stores_nothing() {
         let engine = Engine::default();
         let cache = CompileCache::disabled();
-        let err = cache.load(&engine, b"not wasm").err().expect("garbage must not compile");
+        let err = cache.load(&engine, b"not wasm", module_digest(b"not wasm")).err().expect("garbage must not compile");
         assert!(format!("{err:#}").contains("not a valid WebAssembly component"));
         let bytes = COMPONENT.as_bytes();
-        assert!(!cache.load(&engine, bytes).unwrap().cache_hit);
-        assert!(!cache.load(&engine, bytes).unwrap().cache_hit);
+        assert!(!cache.load(&engine, bytes, module_digest(bytes)).unwrap().cache_hit);
+        assert!(!cache.load(&engine, bytes, module_digest(bytes)).unwrap().cache_hit);
     }
 }

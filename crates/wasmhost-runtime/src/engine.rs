@@ -96,13 +96,14 @@ impl Runtime {
             slots.retain(|_, slot| {
                 Arc::strong_count(slot) > 1 || slot.try_lock().is_ok_and(|loaded| loaded.strong_count() > 0)
             });
-            slots.entry(digest).or_default().clone()
+            slots.entry(digest.clone()).or_default().clone()
         };
         let mut shared = slot.lock().await;
         if let Some(loaded) = shared.upgrade() {
             return Ok((loaded, LoadSource::Shared));
         }
-        let compiled = self.compile(bytes).await.with_context(|| format!("cannot compile {}", path.display()))?;
+        let compiled =
+            self.compile(bytes, digest).await.with_context(|| format!("cannot compile {}", path.display()))?;
         let source = if compiled.cache_hit { LoadSource::CompileCache } else { LoadSource::Compiled };
         let pre = self.linker.instantiate_pre(&compiled.component).map_err(anyhow::Error::from).with_context(|| {
             format!(
@@ -118,11 +119,11 @@ impl Runtime {
         Ok((loaded, source))
     }
 
-    /// Compiles the component in `bytes` (or loads it from the compile
-    /// cache) on a blocking thread.
-    async fn compile(&self, bytes: Vec<u8>) -> Result<Compiled> {
+    /// Compiles the component in `bytes`, whose digest is `digest` (or
+    /// loads it from the compile cache), on a blocking thread.
+    async fn compile(&self, bytes: Vec<u8>, digest: String) -> Result<Compiled> {
         let (engine, cache) = (self.engine.clone(), self.cache.clone());
-        tokio::task::spawn_blocking(move || cache.load(&engine, &bytes))
+        tokio::task::spawn_blocking(move || cache.load(&engine, &bytes, digest))
             .await
             .context("the compiler thread panicked")?
     }

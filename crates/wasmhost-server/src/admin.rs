@@ -298,6 +298,10 @@ fn apps(state: &AdminState) -> Response<Full<Bytes>> {
                 "outbound_connections": app.connections().in_use(),
                 "key_value": {
                     "buckets": app.spec().env.key_value.buckets.iter().map(|bucket| &bucket.name).collect::<Vec<_>>(),
+                    // Redis URLs without their passwords.
+                    "backends": app.spec().env.key_value.buckets.iter()
+                        .map(|bucket| (bucket.name.clone(), serde_json::Value::from(bucket.backend.redacted())))
+                        .collect::<serde_json::Map<_, _>>(),
                     "data_dir": (!app.spec().env.key_value.buckets.is_empty())
                         .then(|| app.spec().env.key_value.dir.display().to_string()),
                     "max_key_size": limits.kv_max_key_size,

@@ -39,10 +39,34 @@ pub struct BucketSpec {
 }
 
 /// Where a bucket's data lives.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Backend {
     /// A table in the app's own SQLite file (`<app data dir>/kv.sqlite3`).
     Embedded,
+    /// A Redis server (`redis://[user:password@]host[:port][/db]`), under
+    /// keys prefixed `wasmhost:{app}:{bucket}:`.
+    Redis(String),
+}
+
+impl Backend {
+    /// The backend as it may be shown: a Redis URL without its password.
+    pub fn redacted(&self) -> String {
+        match self {
+            Self::Embedded => "embedded".to_owned(),
+            Self::Redis(url) => {
+                match url.split_once("://").and_then(|(scheme, rest)| Some((scheme, rest.split_once('@')?))) {
+                    Some((scheme, (_, host))) => format!("{scheme}://***@{host}"),
+                    None => url.clone(),
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
 }
 
 impl KeyValueSpec {
@@ -53,15 +77,18 @@ impl KeyValueSpec {
         for entry in declared {
             let (name, backend) = match entry.split_once('=') {
                 None => (entry.as_str(), Backend::Embedded),
+                Some((name, url)) if url.starts_with("redis://") => (name, Backend::Redis(url.to_owned())),
                 Some((name, url)) => bail!(
-                    "bucket `{name}`: only embedded buckets are supported in this version, got backend {url:?} \
-                     (declare it as just \"{name}\")"
+                    "bucket `{name}`: the backend must be a redis://HOST[:PORT][/DB] URL (rediss:// with TLS is \
+                     not supported yet), got {:?}",
+                    Backend::Redis(url.to_owned()).redacted()
                 ),
             };
             check_bucket_name(name)?;
             ensure!(buckets.iter().all(|bucket| bucket.name != name), "bucket `{name}` is declared twice");
             buckets.push(BucketSpec { name: name.to_owned(), backend });
         }
+        // The app's name is also its Redis key prefix: check it either way.
         let dir = if buckets.is_empty() { PathBuf::new() } else { app_data_dir(data_dir, app)? };
         Ok(Self { buckets, dir })
     }
@@ -174,6 +201,11 @@ mod tests {
             assert!(KeyValueSpec::new(&declared, Path::new("/data"), app).is_err(), "{app:?}");
         }
         assert!(KeyValueSpec::new(&[], Path::new("/data"), "..").is_ok(), "no bucket, no directory");
+        let redis = KeyValueSpec::new(&["c=redis://u:pw@db:6379/1".into()], Path::new("/d"), "shop").unwrap();
+        assert_eq!(redis.buckets[0].backend, Backend::Redis("redis://u:pw@db:6379/1".into()));
+        assert!(!format!("{redis:?}").contains("pw"), "{redis:?}");
+        let tls = KeyValueSpec::new(&["c=rediss://u:pw@db".into()], Path::new("/d"), "shop").unwrap_err();
+        assert!(tls.to_string().contains("not supported yet") && !tls.to_string().contains("pw"), "{tls}");
     }
 
     #[test]

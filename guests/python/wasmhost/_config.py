@@ -11,7 +11,6 @@ level: while the app is built the host is not there.
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Iterator, Mapping
 from typing import Any, TypeVar, overload
@@ -21,14 +20,7 @@ from . import _runtime
 _T = TypeVar("_T")
 
 
-def _host_config() -> Any:
-    try:
-        return importlib.import_module("wit_world.imports.wasi_config_store")
-    except ImportError:
-        return None
-
-
-_host: Any = _host_config()
+_host: Any = _runtime.host_module("wit_world.imports.wasi_config_store")
 
 
 def _lookup(name: str) -> str | None:

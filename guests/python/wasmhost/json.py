@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as _datetime
 import decimal as _decimal
-import importlib
 import json as _json
 import uuid as _uuid
 from collections.abc import Callable, Mapping
@@ -34,17 +33,11 @@ from ._errors import UnprocessableEntity
 
 
 
-def _optional_module(name: str) -> Any:
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        return None
-
 
 # The host's imports exist only in components built for world `app`.
-_host_json: Any = _optional_module("wit_world.imports.json")
-_host_validation: Any = _optional_module("wit_world.imports.validation")
-_Err: Any = getattr(_optional_module("componentize_py_types"), "Err", None)
+_host_json: Any = _runtime.host_module("wit_world.imports.json")
+_host_validation: Any = _runtime.host_module("wit_world.imports.validation")
+_Err: Any = getattr(_runtime.host_module("componentize_py_types"), "Err", None)
 if _host_json is None or _host_validation is None or _Err is None:
     _host_json = _host_validation = None
 

@@ -17,7 +17,9 @@ by every instance of the app, and atomic where it matters::
     list(cache.keys(prefix="user:"))
 
 A bucket is declared by the app's server: ``key_value = ["default"]`` in
-``wasmhost.toml`` or ``wasmhost serve --key-value default``. Opening any other
+``wasmhost.toml`` or ``wasmhost serve --key-value default`` (embedded in the
+app's SQLite file), or ``"default=redis://host:6379/0"`` (in Redis, shared
+by replicas); the app's code is the same either way. Opening any other
 name raises `NoSuchBucket`. `open` connects lazily, on first use, so a bucket
 can be opened at module level (while the app is built, the host is not
 there yet). Limits (key size, value size, the app's key quota) raise
@@ -29,7 +31,6 @@ so `get` and `get_text` read counters too.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, overload
 
@@ -38,18 +39,12 @@ from . import _runtime
 __all__ = ["Bucket", "KeyValueError", "LimitExceeded", "NoSuchBucket", "open"]
 
 
-def _optional_module(name: str) -> Any:
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        return None
-
 
 # The host's imports exist only in components built for world `app`.
-_store: Any = _optional_module("wit_world.imports.wasi_keyvalue_store")
-_atomics: Any = _optional_module("wit_world.imports.atomics")
-_batch: Any = _optional_module("wit_world.imports.batch")
-_Err: Any = getattr(_optional_module("componentize_py_types"), "Err", None)
+_store: Any = _runtime.host_module("wit_world.imports.wasi_keyvalue_store")
+_atomics: Any = _runtime.host_module("wit_world.imports.atomics")
+_batch: Any = _runtime.host_module("wit_world.imports.batch")
+_Err: Any = getattr(_runtime.host_module("componentize_py_types"), "Err", None)
 
 
 class KeyValueError(Exception):
@@ -161,7 +156,8 @@ class Bucket(MutableMapping[str, bytes]):
     # -- many keys ---------------------------------------------------------
 
     def keys(self, prefix: str = "") -> Iterator[str]:  # type: ignore[override]
-        """Every key (starting with `prefix`), in sorted order."""
+        """Every key (starting with `prefix`): sorted for an embedded bucket,
+        in Redis' `SCAN` order for a Redis one."""
         cursor = None
         while True:
             page = self._call(lambda handle, c: handle.list_keys(c), cursor)

@@ -3,8 +3,9 @@
 //! persistent and shared by all its instances.
 //!
 //! The app state holds the declared buckets, the app's key-value limits and
-//! the backend: the [`embedded`] SQLite file, opened once per app and
-//! carried over to each new version on a reload. A guest opens a bucket by
+//! the backends: the [`embedded`] SQLite file, and a [`redis`] connection
+//! per Redis URL, each opened once per app and carried over to each new
+//! version on a reload. A guest opens a bucket by
 //! name; any name the app did not declare is `no-such-store`, so one app
 //! never reaches another's data: each app has its own file, and a bucket
 //! name is a value in it, never a path. Keys, values and the app's key count
@@ -25,7 +26,9 @@ use crate::store::StoreData;
 use wasmhost_spec::{AppSpec, Backend, KeyValueSpec};
 
 pub mod embedded;
+pub mod redis;
 
+use self::redis::RedisStore;
 use embedded::{EmbeddedStore, WriteError};
 
 mod bindings {
@@ -41,7 +44,7 @@ mod bindings {
             }
         ",
         world: "wasmhost:keyvalue-host/keyvalue-host",
-        imports: { default: trappable },
+        imports: { default: async | trappable },
         require_store_data_send: true,
         with: {
             "wasi:keyvalue/store.bucket": crate::capability::keyvalue::OpenBucket,
@@ -58,11 +61,13 @@ const MAX_OPEN_BUCKETS: usize = 256;
 /// The key-value capability.
 pub struct KeyValue;
 
-/// One app's buckets, limits and backend.
+/// One app's buckets, limits and backends.
 pub struct KeyValueApp {
     app: Arc<str>,
     spec: KeyValueSpec,
     embedded: Option<Arc<EmbeddedStore>>,
+    /// One per Redis URL the app's buckets name.
+    redis: Vec<Arc<RedisStore>>,
     max_key_size: usize,
     max_value_size: usize,
     max_keys: u64,
@@ -107,6 +112,18 @@ impl Capability for KeyValue {
             (true, Some(store)) => Some(store),
             (true, None) => Some(Arc::new(EmbeddedStore::open(&kv.dir)?)),
         };
+        let mut redis: Vec<Arc<RedisStore>> = Vec::new();
+        for bucket in &kv.buckets {
+            let Backend::Redis(url) = &bucket.backend else { continue };
+            if redis.iter().any(|store| store.url() == url) {
+                continue;
+            }
+            let kept = previous.and_then(|previous| previous.redis.iter().find(|store| store.url() == url).cloned());
+            redis.push(match kept {
+                Some(store) => store,
+                None => Arc::new(RedisStore::new(url, &spec.name)?),
+            });
+        }
         if let Some(store) = &embedded {
             if let Ok(keys) = store.keys() {
                 METRICS.kv_keys.with_label_values(&[spec.name.as_str()]).set(keys as i64);
@@ -116,6 +133,7 @@ impl Capability for KeyValue {
             app: Arc::from(spec.name.as_str()),
             spec: kv.clone(),
             embedded,
+            redis,
             max_key_size: spec.limits.kv_max_key_size,
             max_value_size: spec.limits.kv_max_value_size,
             max_keys: spec.limits.kv_max_keys,
@@ -164,6 +182,7 @@ impl From<WriteError> for Failure {
             )),
             WriteError::NotACounter(why) => Failure::Refused(format!("increment: {why}")),
             WriteError::Storage(err) => Failure::Failed(format!("storage error: {err}")),
+            WriteError::Backend(reason) => Failure::Failed(reason),
         }
     }
 }
@@ -171,6 +190,12 @@ impl From<WriteError> for Failure {
 impl From<rusqlite::Error> for Failure {
     fn from(err: rusqlite::Error) -> Self {
         Failure::Failed(format!("storage error: {err}"))
+    }
+}
+
+impl From<::redis::RedisError> for Failure {
+    fn from(err: ::redis::RedisError) -> Self {
+        Failure::Failed(format!("redis error: {err}"))
     }
 }
 
@@ -182,10 +207,26 @@ struct Call<'a> {
     written: usize,
 }
 
+/// Where the bucket of a [`Call`] lives.
+enum Store<'a> {
+    Embedded(&'a EmbeddedStore),
+    Redis(&'a RedisStore),
+}
+
 impl Call<'_> {
-    fn store(&self) -> Result<&EmbeddedStore, Failure> {
-        // Every declared bucket is embedded, so an open bucket has a store.
-        self.app.embedded.as_deref().ok_or_else(|| Failure::Failed("the bucket has no store".to_owned()))
+    fn store(&self) -> Result<Store<'_>, Failure> {
+        // `app` opened a store for every backend its buckets name.
+        let missing = || Failure::Failed("the bucket's store is not open".to_owned());
+        match &self.app.spec.bucket(self.bucket).ok_or_else(missing)?.backend {
+            Backend::Embedded => self.app.embedded.as_deref().map(Store::Embedded).ok_or_else(missing),
+            Backend::Redis(url) => self
+                .app
+                .redis
+                .iter()
+                .find(|store| store.url() == url)
+                .map(|store| Store::Redis(store))
+                .ok_or_else(missing),
+        }
     }
 
     fn check_key(&self, key: &str) -> Result<(), Failure> {
@@ -220,17 +261,17 @@ impl Call<'_> {
 impl KeyValueView<'_> {
     /// Runs `operation` (named `name` in metrics) on the bucket `bucket`,
     /// timing and counting it.
-    fn run<T>(
+    async fn run<T>(
         &mut self,
         bucket: &Resource<OpenBucket>,
         name: &'static str,
-        operation: impl FnOnce(&mut Call<'_>) -> Result<T, Failure>,
+        operation: impl AsyncFnOnce(&mut Call<'_>) -> Result<T, Failure>,
     ) -> wasmtime::Result<Result<T, Error>> {
         let bucket = self.table.get(bucket)?.name.clone();
         let app = self.state.app.clone();
         let started = Instant::now();
         let mut call = Call { app: &app, bucket: &bucket, read: 0, written: 0 };
-        let outcome = operation(&mut call);
+        let outcome = operation(&mut call).await;
         let labels = |result| [&*app.app, &*bucket, name, result];
         let result = match &outcome {
             Ok(_) => "ok",
@@ -254,7 +295,7 @@ impl KeyValueView<'_> {
 }
 
 impl store::Host for KeyValueView<'_> {
-    fn open(&mut self, identifier: String) -> wasmtime::Result<Result<Resource<OpenBucket>, Error>> {
+    async fn open(&mut self, identifier: String) -> wasmtime::Result<Result<Resource<OpenBucket>, Error>> {
         let Some(bucket) = self.state.app.spec.bucket(&identifier) else {
             return Ok(Err(Error::NoSuchStore));
         };
@@ -270,119 +311,171 @@ impl store::Host for KeyValueView<'_> {
 }
 
 impl store::HostBucket for KeyValueView<'_> {
-    fn get(&mut self, bucket: Resource<OpenBucket>, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
-        self.run(&bucket, "get", |call| {
+    async fn get(
+        &mut self,
+        bucket: Resource<OpenBucket>,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
+        self.run(&bucket, "get", async |call| {
             call.check_key(&key)?;
-            let value = call.store()?.get(call.bucket, &key)?;
+            let value = match call.store()? {
+                Store::Embedded(store) => store.get(call.bucket, &key)?,
+                Store::Redis(store) => store.get(call.bucket, &key).await?,
+            };
             call.read = value.as_ref().map_or(0, Vec::len);
             Ok(value)
         })
+        .await
     }
 
-    fn set(
+    async fn set(
         &mut self,
         bucket: Resource<OpenBucket>,
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), Error>> {
-        self.run(&bucket, "set", |call| {
+        self.run(&bucket, "set", async |call| {
             call.check_key(&key)?;
             call.check_value(&value)?;
             call.written = value.len();
-            let keys = call.store()?.set_many(call.bucket, &[(key, value)], call.app.max_keys)?;
+            let entries = [(key, value)];
+            let keys = call.set_many(&entries).await?;
             call.keys_now(keys);
             Ok(())
         })
+        .await
     }
 
-    fn delete(&mut self, bucket: Resource<OpenBucket>, key: String) -> wasmtime::Result<Result<(), Error>> {
-        self.run(&bucket, "delete", |call| {
+    async fn delete(&mut self, bucket: Resource<OpenBucket>, key: String) -> wasmtime::Result<Result<(), Error>> {
+        self.run(&bucket, "delete", async |call| {
             call.check_key(&key)?;
-            let keys = call.store()?.delete_many(call.bucket, &[key])?;
+            let keys = call.delete_many(&[key]).await?;
             call.keys_now(keys);
             Ok(())
         })
+        .await
     }
 
-    fn exists(&mut self, bucket: Resource<OpenBucket>, key: String) -> wasmtime::Result<Result<bool, Error>> {
-        self.run(&bucket, "exists", |call| {
+    async fn exists(&mut self, bucket: Resource<OpenBucket>, key: String) -> wasmtime::Result<Result<bool, Error>> {
+        self.run(&bucket, "exists", async |call| {
             call.check_key(&key)?;
-            Ok(call.store()?.exists(call.bucket, &key)?)
+            Ok(match call.store()? {
+                Store::Embedded(store) => store.exists(call.bucket, &key)?,
+                Store::Redis(store) => store.exists(call.bucket, &key).await?,
+            })
         })
+        .await
     }
 
-    fn list_keys(
+    async fn list_keys(
         &mut self,
         bucket: Resource<OpenBucket>,
         cursor: Option<u64>,
     ) -> wasmtime::Result<Result<KeyResponse, Error>> {
-        self.run(&bucket, "list-keys", |call| {
-            let (keys, cursor) = call.store()?.list_keys(call.bucket, cursor.unwrap_or(0))?;
+        self.run(&bucket, "list-keys", async |call| {
+            let from = cursor.unwrap_or(0);
+            let (keys, cursor) = match call.store()? {
+                Store::Embedded(store) => store.list_keys(call.bucket, from)?,
+                Store::Redis(store) => store.list_keys(call.bucket, from).await?,
+            };
             call.read = keys.iter().map(String::len).sum();
             Ok(KeyResponse { keys, cursor })
         })
+        .await
     }
 
-    fn drop(&mut self, bucket: Resource<OpenBucket>) -> wasmtime::Result<()> {
+    async fn drop(&mut self, bucket: Resource<OpenBucket>) -> wasmtime::Result<()> {
         self.table.delete(bucket)?;
         self.state.open = self.state.open.saturating_sub(1);
         Ok(())
     }
 }
 
+impl Call<'_> {
+    async fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<u64, Failure> {
+        let max = self.app.max_keys;
+        Ok(match self.store()? {
+            Store::Embedded(store) => store.set_many(self.bucket, entries, max)?,
+            Store::Redis(store) => store.set_many(self.bucket, entries, max).await?,
+        })
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> Result<u64, Failure> {
+        Ok(match self.store()? {
+            Store::Embedded(store) => store.delete_many(self.bucket, keys)?,
+            Store::Redis(store) => store.delete_many(self.bucket, keys).await?,
+        })
+    }
+}
+
 impl atomics::Host for KeyValueView<'_> {
-    fn increment(
+    async fn increment(
         &mut self,
         bucket: Resource<OpenBucket>,
         key: String,
         delta: u64,
     ) -> wasmtime::Result<Result<u64, Error>> {
-        self.run(&bucket, "increment", |call| {
+        self.run(&bucket, "increment", async |call| {
             call.check_key(&key)?;
-            let (value, keys) = call.store()?.increment(call.bucket, &key, delta, call.app.max_keys)?;
+            let max = call.app.max_keys;
+            let (value, keys) = match call.store()? {
+                Store::Embedded(store) => store.increment(call.bucket, &key, delta, max)?,
+                Store::Redis(store) => store.increment(call.bucket, &key, delta, max).await?,
+            };
             call.keys_now(keys);
             Ok(value)
         })
+        .await
     }
 }
 
 impl batch::Host for KeyValueView<'_> {
-    fn get_many(
+    async fn get_many(
         &mut self,
         bucket: Resource<OpenBucket>,
         keys: Vec<String>,
     ) -> wasmtime::Result<Result<Vec<Option<(String, Vec<u8>)>>, Error>> {
-        self.run(&bucket, "get-many", |call| {
+        self.run(&bucket, "get-many", async |call| {
             keys.iter().try_for_each(|key| call.check_key(key))?;
-            let values = call.store()?.get_many(call.bucket, &keys)?;
+            let values = match call.store()? {
+                Store::Embedded(store) => store.get_many(call.bucket, &keys)?,
+                Store::Redis(store) => store.get_many(call.bucket, &keys).await?,
+            };
             call.read = values.iter().flatten().map(Vec::len).sum();
             Ok(keys.into_iter().zip(values).map(|(key, value)| value.map(|value| (key, value))).collect())
         })
+        .await
     }
 
-    fn set_many(
+    async fn set_many(
         &mut self,
         bucket: Resource<OpenBucket>,
         entries: Vec<(String, Vec<u8>)>,
     ) -> wasmtime::Result<Result<(), Error>> {
-        self.run(&bucket, "set-many", |call| {
+        self.run(&bucket, "set-many", async |call| {
             for (key, value) in &entries {
                 call.check_key(key)?;
                 call.check_value(value)?;
             }
             call.written = entries.iter().map(|(_, value)| value.len()).sum();
-            let keys = call.store()?.set_many(call.bucket, &entries, call.app.max_keys)?;
+            let keys = call.set_many(&entries).await?;
             call.keys_now(keys);
             Ok(())
         })
+        .await
     }
 
-    fn delete_many(&mut self, bucket: Resource<OpenBucket>, keys: Vec<String>) -> wasmtime::Result<Result<(), Error>> {
-        self.run(&bucket, "delete-many", |call| {
+    async fn delete_many(
+        &mut self,
+        bucket: Resource<OpenBucket>,
+        keys: Vec<String>,
+    ) -> wasmtime::Result<Result<(), Error>> {
+        self.run(&bucket, "delete-many", async |call| {
             keys.iter().try_for_each(|key| call.check_key(key))?;
-            let count = call.store()?.delete_many(call.bucket, &keys)?;
+            let count = call.delete_many(&keys).await?;
             call.keys_now(count);
             Ok(())
         })
+        .await
     }
 }

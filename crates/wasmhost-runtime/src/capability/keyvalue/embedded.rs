@@ -51,6 +51,8 @@ pub enum WriteError {
     NotACounter(&'static str),
     /// SQLite failed.
     Storage(rusqlite::Error),
+    /// Another backend failed, as it says.
+    Backend(String),
 }
 
 impl From<rusqlite::Error> for WriteError {
