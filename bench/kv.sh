@@ -26,23 +26,14 @@ export COMPONENTIZE_PY=${COMPONENTIZE_PY:-$ROOT/.venv/bin/componentize-py}
 export WASMHOST_CACHE_DIR=${WASMHOST_CACHE_DIR:-$ROOT/target/wasmhost-cache}
 [[ -x $WASMHOST ]] || die "$WASMHOST is missing: cargo build --release --locked"
 DATA=$(mktemp -d)
-REDIS_PID=
-cleanup() {
-    bench_stop
-    [[ -n $REDIS_PID ]] && kill "$REDIS_PID" 2>/dev/null || true
-    rm -rf "$DATA"
-}
-trap cleanup EXIT
+trap 'bench_exit; rm -rf "$DATA"' EXIT
 probe_kv() { curl -fsS -o /dev/null --max-time 5 "http://127.0.0.1:$1/bench?op=dict-get&n=1" 2>/dev/null; }
 OPS="dict-get get get-miss exists set increment get-many-10 set-many-10"
 declare -A RESULT
 for backend in $BACKENDS; do
     bucket=default
     if [[ $backend == redis ]]; then
-        command -v redis-server >/dev/null || die "redis-server is missing: apt-get install redis-server"
-        redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$DATA" >/dev/null &
-        REDIS_PID=$!
-        sleep 0.5
+        bench_redis "$REDIS_PORT"
         bucket="default=redis://127.0.0.1:$REDIS_PORT/0"
     fi
     START_TIMEOUT=600 bench_start "kv-$backend" probe_kv \

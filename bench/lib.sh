@@ -7,6 +7,7 @@
 #   bench_start NAME PROBE CMD...   # CMD may contain the word PORT
 #   bench_wrk OUT_VAR URL [wrk args...]
 #   bench_stop
+#   bench_redis PORT                # a redis-server on 127.0.0.1, stopped on exit
 #
 # Every server is started in its own process group on 127.0.0.1 and stopped
 # (group, then KILL after a grace period) by bench_stop or, at the latest,
@@ -133,7 +134,24 @@ bench_stop() {
     wait "$SERVER_PID" 2>/dev/null || true
     SERVER_PID=
 }
-trap bench_stop EXIT
+# bench_redis PORT: a redis-server (Debian's package) on 127.0.0.1:PORT that
+# saves nothing, stopped by bench_exit.
+BENCH_REDIS_PID=
+bench_redis() {
+    command -v redis-server >/dev/null || die "redis-server is missing: apt-get install redis-server"
+    redis-server --port "$1" --bind 127.0.0.1 --save "" --appendonly no --dir "${TMPDIR:-/tmp}" >/dev/null &
+    BENCH_REDIS_PID=$!
+    sleep 0.5
+}
+
+# bench_exit: stops the server and the Redis (the EXIT trap; a script with
+# its own trap calls it).
+bench_exit() {
+    bench_stop
+    [[ -z $BENCH_REDIS_PID ]] || kill "$BENCH_REDIS_PID" 2>/dev/null || true
+}
+
+trap bench_exit EXIT
 trap 'exit 130' INT TERM
 
 # --- load ------------------------------------------------------------------

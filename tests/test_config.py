@@ -179,7 +179,7 @@ def test_a_flooded_tenant_does_not_starve_another(tenants):
         pytest.param("max_instancs = 2", "max_instancs", id="unknown-key"),
         pytest.param('memory_limit = "lots"', "memory_limit", id="bad-size"),
         pytest.param('prefix = "api"', "prefix", id="bad-prefix"),
-        pytest.param('allowed_outbound = ["ftp://files.example"]', "http or https", id="bad-outbound"),
+        pytest.param('allowed_outbound = ["ftp://files.example"]', "http, https or tcp", id="bad-outbound"),
         pytest.param('\n[[app]]\nname = "hello"\nmodule = "x.wasm"', "unique", id="duplicate-name"),
     ],
 )

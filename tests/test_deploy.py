@@ -102,7 +102,7 @@ def scrape(server: Server) -> set[str]:
 @pytest.mark.time_limit(600)
 def test_every_dashboard_metric_is_exported(make_server, wasmhost_bin, guests, tmp_path):
     wanted = dashboard_metrics()
-    assert len(wanted) >= 12
+    assert len(wanted) >= 22
     exported = set()
     # A guest that fails, retires instances, gets a 413 and a reload...
     with make_server("faults", "--max-requests-per-instance", "1", "--max-body-size", "1KiB") as server:
@@ -114,6 +114,12 @@ def test_every_dashboard_metric_is_exported(make_server, wasmhost_bin, guests, t
     # ...and an app that calls the host's JSON imports.
     with Server(wasmhost_bin, ROOT / "tests" / "apps" / "platform" / "app.py", start_timeout=600) as server:
         assert server.request("POST", "/json/check", body=b"[]")[0] == 200
+        exported |= scrape(server)
+    # ...and an app with a key-value bucket and a TCP entry...
+    state = ["--data-dir", str(tmp_path / "data"), "--key-value", "default", "--allow-outbound", "tcp://127.0.0.1:9"]
+    with Server(wasmhost_bin, ROOT / "tests" / "apps" / "state" / "app.py", state, start_timeout=600) as server:
+        assert server.request("PUT", "/kv/default/k", body=b"v")[0] == 204
+        assert server.request("GET", "/kv/default/k")[0] == 200
         exported |= scrape(server)
     # ...and a config file (the config-reload panel).
     config = tmp_path / "wasmhost.toml"

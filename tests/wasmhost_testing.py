@@ -717,3 +717,69 @@ def recv_until_eof(sock: socket.socket, timeout: float) -> tuple[bytes, float]:
     except (TimeoutError, socket.timeout):
         raise AssertionError(f"connection still open after {timeout} s") from None
     return data, time.monotonic() - started
+
+
+class Redis:
+    """A `redis-server` on 127.0.0.1 with nothing saved to disk."""
+
+    def __init__(self, tmp: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise AssertionError("redis-server is needed (apt-get install redis-server; .ci/run installs it)")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.command = dies_with_parent(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp)]
+        )
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> "Redis":
+        self.proc = subprocess.Popen(self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(16).startswith(b"+PONG"):
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"redis-server did not answer on port {self.port}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+    def get(self, key: str) -> bytes | None:
+        """The value of `key` (GET), with a raw RESP request."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as conn:
+            conn.sendall(f"GET {key}\r\n".encode())
+            data = b""
+            while b"\r\n" not in data:
+                data += conn.recv(65536)
+            head, _, rest = data.partition(b"\r\n")
+            if head == b"$-1":
+                return None
+            size = int(head[1:])
+            while len(rest) < size + 2:
+                rest += conn.recv(65536)
+            return rest[:size]
+
+    def keys(self) -> list[bytes]:
+        """Every key in the server (KEYS *), with a raw RESP request."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as conn:
+            conn.sendall(b"KEYS *\r\n")
+            data = b""
+            while True:
+                data += conn.recv(65536)
+                lines = data.split(b"\r\n")
+                count = int(lines[0][1:])
+                if len(lines) >= 2 * count + 2:
+                    return sorted(lines[2 : 2 * count + 1 : 2])

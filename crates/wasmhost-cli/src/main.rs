@@ -133,10 +133,10 @@ struct ServeOptions {
     /// Set an environment variable for the guest: `NAME=VALUE`. Repeatable.
     #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
     envs: Vec<(String, String)>,
-    /// Let the guest send HTTP requests to `[http://|https://]HOST[:PORT]`
-    /// (HOST: a name, `*.domain`, `*`, an IP or a network). Private and
-    /// loopback addresses need an entry naming them. Repeatable; by default
-    /// nothing is allowed.
+    /// Let the guest send HTTP requests to `[http://|https://]HOST[:PORT]`,
+    /// or open TCP connections to `tcp://HOST[:PORT]` (HOST: a name,
+    /// `*.domain`, `*`, an IP or a network). Private and loopback addresses
+    /// need an entry naming them. Repeatable; by default nothing is allowed.
     #[arg(long = "allow-outbound", value_name = "URL")]
     allowed_outbound: Vec<String>,
     /// Declare a key-value bucket the app may open (`wasmhost.kv.open(NAME)`,

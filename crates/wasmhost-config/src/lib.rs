@@ -16,7 +16,7 @@
 //! max_instances = 2
 //! memory_limit = "128MiB"
 //! env = { SHOP_NAME = "demo" }
-//! allowed_outbound = ["https://api.example.com"]   # deny by default
+//! allowed_outbound = ["https://api.example.com", "tcp://localhost:6379"]   # deny by default
 //! key_value = ["default", "sessions"]              # buckets, in <data_dir>/shop/kv.sqlite3
 //! kv_max_keys = 10000
 //!

@@ -11,9 +11,10 @@
 //! cannot pile up sockets (file descriptors) that every tenant of the
 //! process shares.
 //!
-//! The budget is not specific to HTTP: anything that holds a socket for a
-//! guest (outbound TCP from `wasi:sockets`, when it comes) takes its permit
-//! from the same per-app budget.
+//! The budget is not specific to HTTP: a guest's own TCP socket
+//! (`wasi:sockets`) takes its permit from the same budgets when it is
+//! created and gives it back when the guest drops it or the instance is
+//! retired.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

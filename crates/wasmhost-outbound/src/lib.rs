@@ -1,5 +1,6 @@
-//! Outbound HTTP for wasmhost guests: which hosts an app may call, and the
-//! client that calls them.
+//! Outbound HTTP and TCP for wasmhost guests: which hosts an app may call,
+//! the client that calls them, and the checks on a guest's own TCP
+//! connections ([`TcpGate`]).
 //!
 //! An app may call nothing unless its config lists it (`allowed_outbound`
 //! in wasmhost.toml, `--allow-outbound` on the command line). An entry is
@@ -42,9 +43,11 @@ pub use wasmhost_spec::allow_list::{Denied, OutboundPolicy};
 mod address;
 mod budget;
 mod metrics;
+mod tcp;
 
 pub use address::is_public;
 pub use budget::{ConnectionBudget, ConnectionPermit, InstanceBudget, LimitReached};
+pub use tcp::TcpGate;
 
 /// Longest wait for a connection when the guest sets no connect timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -80,7 +83,7 @@ pub async fn resolve(policy: &OutboundPolicy, uri: &http::Uri, timeout: Duration
 fn denied_error(denied: Denied) -> Error {
     match denied {
         Denied::InvalidUri => Error::HttpRequestUriInvalid,
-        Denied::NotListed => Error::HttpRequestDenied,
+        Denied::NotListed | Denied::Inbound => Error::HttpRequestDenied,
         Denied::PrivateAddress => Error::DestinationIpProhibited,
         Denied::Dns => Error::DnsError { rcode: None, info_code: None },
         Denied::DnsTimeout => Error::DnsTimeout,
@@ -101,6 +104,11 @@ impl OutboundHooks {
     /// at most as many connections open at once as `connections` permits.
     pub fn new(app: Arc<str>, policy: Arc<OutboundPolicy>, connections: InstanceBudget) -> Self {
         Self { app, policy, connections }
+    }
+
+    /// The instance's connection budget, which its TCP sockets share.
+    pub fn connections(&self) -> &InstanceBudget {
+        &self.connections
     }
 }
 

@@ -49,6 +49,9 @@ pub struct Metrics {
     pub module_info: IntGaugeVec,
     /// Outbound connections an app's guests hold open (set at scrape).
     pub outbound_connections: IntGaugeVec,
+    /// TCP sockets an app's guests hold open (`wasi:sockets`; also counted
+    /// in `outbound_connections`).
+    pub tcp_sockets: IntGaugeVec,
     /// Failed `accept` calls, by listener (`http`, `admin`).
     pub accept_errors: IntCounterVec,
     /// Key-value operations, by app, bucket, operation and result (`ok`,
@@ -148,6 +151,12 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         outbound_connections: register_int_gauge_vec!(
             "wasmhost_outbound_connections",
             "Outbound connections an app's guests hold open, over all its instances and versions.",
+            &["app"]
+        )
+        .expect(expect),
+        tcp_sockets: register_int_gauge_vec!(
+            "wasmhost_tcp_sockets",
+            "TCP sockets an app's guests hold open (wasi:sockets; part of wasmhost_outbound_connections).",
             &["app"]
         )
         .expect(expect),

@@ -35,6 +35,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use wasmhost_reload::Reloaded;
 use wasmhost_runtime::metrics::METRICS;
+use wasmhost_spec::allow_list::Protocol;
 
 use crate::accept::Acceptor;
 use crate::Router;
@@ -296,6 +297,11 @@ fn apps(state: &AdminState) -> Response<Full<Bytes>> {
                     "max_outbound_connections_per_instance": limits.max_outbound_connections_per_instance,
                 },
                 "outbound_connections": app.connections().in_use(),
+                // The allow-list as written (entries hold no credentials).
+                "allowed_outbound": {
+                    "http": app.spec().env.outbound.entries(Protocol::Web).collect::<Vec<_>>(),
+                    "tcp": app.spec().env.outbound.entries(Protocol::Tcp).collect::<Vec<_>>(),
+                },
                 "key_value": {
                     "buckets": app.spec().env.key_value.buckets.iter().map(|bucket| &bucket.name).collect::<Vec<_>>(),
                     // Redis URLs without their passwords.

@@ -1,11 +1,15 @@
 //! The outbound allow-list of an app: which hosts its guest may call
 //! (`allowed_outbound` in wasmhost.toml, `--allow-outbound` on the command
-//! line). An entry is `[http://|https://]HOST[:PORT]`, where `HOST` is a
-//! name, `*.domain` (any subdomain), `*` (any host), an IP address or a
-//! network (`10.0.0.0/8`). Deny by default.
+//! line). An entry is `[http://|https://]HOST[:PORT]` for HTTP requests
+//! (`wasi:http`; no scheme allows both) or `tcp://HOST[:PORT]` for TCP
+//! connections (`wasi:sockets`), where `HOST` is a name, `*.domain` (any
+//! subdomain), `*` (any host), an IP address or a network (`10.0.0.0/8`).
+//! Deny by default: an HTTP entry allows no TCP connection and a TCP entry
+//! no HTTP request.
 //!
 //! This is the policy as data; `wasmhost-outbound` resolves names, drops
-//! private addresses no entry lists, and sends the requests.
+//! private addresses no entry lists, sends the HTTP requests and checks the
+//! TCP connections.
 
 use std::net::IpAddr;
 
@@ -22,9 +26,31 @@ pub struct OutboundPolicy {
 /// One allow-list entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Rule {
-    scheme: Option<Scheme>,
+    /// The entry as written (it holds no credentials: `@` is refused).
+    entry: String,
+    protocol: Protocol,
     host: HostPattern,
     port: Option<u16>,
+}
+
+/// What an entry lets a guest open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP requests, with TLS or without (an entry without a scheme).
+    Web,
+    /// `http://`: HTTP requests without TLS.
+    Http,
+    /// `https://`: HTTP requests over TLS.
+    Https,
+    /// `tcp://`: TCP connections.
+    Tcp,
+}
+
+impl Protocol {
+    /// Whether an entry for `self` admits a target reached over `target`.
+    fn admits(self, target: Protocol) -> bool {
+        self == target || (self == Self::Web && matches!(target, Self::Http | Self::Https))
+    }
 }
 
 /// The host part of an entry.
@@ -59,10 +85,43 @@ impl OutboundPolicy {
         self.rules.is_empty()
     }
 
+    /// Whether any entry allows TCP connections.
+    pub fn allows_tcp(&self) -> bool {
+        self.rules.iter().any(|rule| rule.protocol == Protocol::Tcp)
+    }
+
+    /// The entries for `protocol` (HTTP: every entry but `tcp://` ones), as
+    /// written.
+    pub fn entries(&self, protocol: Protocol) -> impl Iterator<Item = &str> {
+        self.rules.iter().filter(move |rule| protocol.admits(rule.protocol)).map(|rule| rule.entry.as_str())
+    }
+
     /// The target of a request to `uri` if an entry allows it: its host and
     /// port, and which of its addresses an entry lists by itself.
     pub fn admit(&self, uri: &http::Uri) -> Result<Admitted<'_>, Denied> {
-        let target = Target::of(uri).ok_or(Denied::InvalidUri)?;
+        self.admit_target(Target::of(uri).ok_or(Denied::InvalidUri)?)
+    }
+
+    /// The target of a TCP connection to `host` (a name or an IP address)
+    /// and `port` if a `tcp://` entry allows it.
+    pub fn admit_tcp(&self, host: &str, port: u16) -> Result<Admitted<'_>, Denied> {
+        let host = host.trim_start_matches('[').trim_end_matches(']').trim_end_matches('.').to_ascii_lowercase();
+        self.admit_target(Target { protocol: Protocol::Tcp, host, port })
+    }
+
+    /// Whether a `tcp://` entry names `host` (on any port): the names a
+    /// guest may look up.
+    pub fn lists_tcp_host(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        self.rules.iter().any(|rule| rule.protocol == Protocol::Tcp && rule.host.matches(&host))
+    }
+
+    /// Whether a `tcp://` entry (on any port) lists `ip` itself.
+    pub fn lists_tcp_address(&self, ip: IpAddr) -> bool {
+        self.rules.iter().any(|rule| rule.protocol == Protocol::Tcp && rule.host.lists_address(ip))
+    }
+
+    fn admit_target(&self, target: Target) -> Result<Admitted<'_>, Denied> {
         let rules: Vec<&Rule> = self.rules.iter().filter(|rule| rule.allows_endpoint(&target)).collect();
         if !rules.iter().any(|rule| rule.host.matches(&target.host)) {
             return Err(Denied::NotListed);
@@ -102,6 +161,8 @@ pub enum Denied {
     Dns,
     /// The name did not resolve in time.
     DnsTimeout,
+    /// A bind, listen, accept or UDP socket: guests may only connect out.
+    Inbound,
 }
 
 impl Denied {
@@ -113,6 +174,7 @@ impl Denied {
             Self::PrivateAddress => "private_address",
             Self::Dns => "dns",
             Self::DnsTimeout => "dns_timeout",
+            Self::Inbound => "inbound",
         }
     }
 
@@ -124,13 +186,14 @@ impl Denied {
             Self::PrivateAddress => "resolves only to private or loopback addresses that are not listed",
             Self::Dns => "the host name does not resolve",
             Self::DnsTimeout => "the host name did not resolve in time",
+            Self::Inbound => "guests may only open outbound TCP connections: binding, listening and UDP are refused",
         }
     }
 }
 
-/// The scheme, host and port a request goes to.
+/// The protocol, host and port a request or connection goes to.
 struct Target {
-    scheme: Scheme,
+    protocol: Protocol,
     /// Lower case, without brackets around an IPv6 address.
     host: String,
     port: u16,
@@ -138,11 +201,11 @@ struct Target {
 
 impl Target {
     fn of(uri: &http::Uri) -> Option<Self> {
-        let scheme = uri.scheme()?.clone();
-        let default_port = if scheme == Scheme::HTTPS {
-            443
-        } else if scheme == Scheme::HTTP {
-            80
+        let scheme = uri.scheme()?;
+        let (protocol, default_port) = if *scheme == Scheme::HTTPS {
+            (Protocol::Https, 443)
+        } else if *scheme == Scheme::HTTP {
+            (Protocol::Http, 80)
         } else {
             return None;
         };
@@ -152,24 +215,26 @@ impl Target {
         if host.is_empty() {
             return None;
         }
-        Some(Self { scheme, host, port: authority.port_u16().unwrap_or(default_port) })
+        Some(Self { protocol, host, port: authority.port_u16().unwrap_or(default_port) })
     }
 }
 
 impl Rule {
     fn parse(entry: &str) -> anyhow::Result<Self> {
-        let (scheme, rest) = match entry.split_once("://") {
-            Some(("http", rest)) => (Some(Scheme::HTTP), rest),
-            Some(("https", rest)) => (Some(Scheme::HTTPS), rest),
-            Some((other, _)) => bail!("the scheme must be http or https, not {other:?}"),
-            None => (None, entry),
+        let (protocol, rest) = match entry.split_once("://") {
+            Some(("http", rest)) => (Protocol::Http, rest),
+            Some(("https", rest)) => (Protocol::Https, rest),
+            Some(("tcp", rest)) => (Protocol::Tcp, rest),
+            Some((other, _)) => bail!("the scheme must be http, https or tcp, not {other:?}"),
+            None => (Protocol::Web, entry),
         };
+        let entry = entry.to_owned();
         let rest = rest.strip_suffix('/').unwrap_or(rest);
         if let Ok(net) = rest.parse::<IpNet>() {
-            return Ok(Self { scheme, host: HostPattern::Net(net), port: None });
+            return Ok(Self { entry, protocol, host: HostPattern::Net(net), port: None });
         }
         if rest.contains(['/', '?', '#', '@']) {
-            bail!("write it as [http://|https://]HOST[:PORT], without a path or user");
+            bail!("write it as [http://|https://|tcp://]HOST[:PORT], without a path or user");
         }
         let (host, port) = split_port(rest)?;
         let host = host.trim_end_matches('.').to_ascii_lowercase();
@@ -192,13 +257,12 @@ impl Rule {
                 HostPattern::Name(name.to_owned())
             }
         };
-        Ok(Self { scheme, host: pattern, port })
+        Ok(Self { entry, protocol, host: pattern, port })
     }
 
-    /// Whether the rule's scheme and port admit `target` (its host aside).
+    /// Whether the rule's protocol and port admit `target` (its host aside).
     fn allows_endpoint(&self, target: &Target) -> bool {
-        self.scheme.as_ref().is_none_or(|scheme| *scheme == target.scheme)
-            && self.port.is_none_or(|port| port == target.port)
+        self.protocol.admits(target.protocol) && self.port.is_none_or(|port| port == target.port)
     }
 }
 
@@ -293,6 +357,27 @@ mod tests {
         }
         let err = OutboundPolicy::new(&["ok.example", "http://a.example/path"]).unwrap_err();
         assert!(format!("{err:#}").contains("a.example/path"), "{err:#}");
+    }
+
+    #[test]
+    fn tcp_entries_allow_tcp_only_and_http_entries_http_only() {
+        let policy =
+            OutboundPolicy::new(&["tcp://redis.internal:6379", "tcp://10.0.0.0/8", "api.example.com"]).unwrap();
+        assert!(policy.allows_tcp());
+        assert!(policy.admit_tcp("redis.internal", 6379).is_ok());
+        assert!(policy.admit_tcp("REDIS.internal.", 6379).is_ok(), "case and a trailing dot do not matter");
+        assert_eq!(policy.admit_tcp("redis.internal", 6380).err(), Some(Denied::NotListed));
+        assert!(policy.admit_tcp("10.1.2.3", 5432).unwrap().lists_address("10.1.2.3".parse().unwrap()));
+        assert_eq!(policy.admit_tcp("api.example.com", 443).err(), Some(Denied::NotListed), "an HTTP entry");
+        assert_eq!(admit(&policy, "http://redis.internal:6379/"), Err(Denied::NotListed), "a TCP entry");
+        assert!(policy.lists_tcp_host("redis.internal") && !policy.lists_tcp_host("api.example.com"));
+        assert_eq!(
+            policy.entries(Protocol::Tcp).collect::<Vec<_>>(),
+            ["tcp://redis.internal:6379", "tcp://10.0.0.0/8"]
+        );
+        assert_eq!(policy.entries(Protocol::Web).collect::<Vec<_>>(), ["api.example.com"]);
+        assert!(!OutboundPolicy::new(&["https://x.example"]).unwrap().allows_tcp());
+        assert!(OutboundPolicy::new(&["tcp://user@db:5432"]).is_err(), "no credentials in an entry");
     }
 
     #[test]

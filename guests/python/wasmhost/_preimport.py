@@ -80,6 +80,12 @@ LAZY_SUBMODULES: dict[str, tuple[str, ...]] = {
     "logging": ("logging.handlers",),
     "concurrent": ("concurrent.futures", "concurrent.futures.thread"),
     "xml.etree": ("xml.etree.ElementTree", "xml.parsers.expat"),
+    # importlib.metadata.version() (redis-py and others ask for their own version)
+    "importlib.metadata": (
+        "importlib.metadata._adapters", "importlib.metadata._meta", "importlib.metadata._text",
+        "importlib.metadata._collections", "importlib.metadata._functools", "importlib.metadata._itertools",
+        "email.message", "email.policy", "csv", "zipfile", "zipfile._path", "pathlib",
+    ),
     # third-party packages
     "flask": ("flask.debughelpers", "flask.json.provider", "flask.json.tag", "flask.sessions"),
     "werkzeug": (

@@ -1,6 +1,7 @@
 //! WASI 0.2 and `wasi:http` for guests: the environment variables and
-//! read-only directories the app's spec grants, clocks, random, and stdout and
-//! stderr as log lines (see [`crate::guest_log`]); `wasi:http`'s types and
+//! read-only directories the app's spec grants, clocks, random, stdout and
+//! stderr as log lines (see [`crate::guest_log`]), outbound TCP to what the
+//! app's `tcp://` entries list ([`sockets`]); `wasi:http`'s types and
 //! outgoing handler, whose requests go through [`super::outbound`].
 //!
 //! wasmtime-wasi links through the `WasiView` and `WasiHttpView` traits,
@@ -17,13 +18,17 @@ use wasmtime_wasi_http::WasiHttpCtx;
 use super::{Capability, RequestContext};
 use crate::guest_log::{GuestLog, OutputBudget, RequestTag};
 use crate::store::StoreData;
+use sockets::Sockets;
 use wasmhost_spec::{AppSpec, GuestEnv};
+
+pub mod sockets;
 
 /// The WASI capability.
 pub struct Wasi;
 
 /// What every instance of an app is given.
 pub struct WasiApp {
+    app: Arc<str>,
     env: GuestEnv,
     /// The output budget shared by the app's instances.
     output: Arc<OutputBudget>,
@@ -35,6 +40,8 @@ pub struct WasiInstance {
     pub wasi: WasiCtx,
     /// The `wasi:http` context.
     pub http: WasiHttpCtx,
+    /// The instance's TCP sockets and name lookups.
+    pub sockets: Sockets,
     /// The request the instance serves, for its log lines.
     request: RequestTag,
 }
@@ -49,7 +56,7 @@ impl Capability for Wasi {
             Some(previous) if previous.output.rate() == spec.limits.guest_log_rate => previous.output.clone(),
             _ => OutputBudget::new(Arc::from(spec.name.as_str()), spec.limits.guest_log_rate),
         };
-        Ok(WasiApp { env: spec.env.clone(), output })
+        Ok(WasiApp { app: Arc::from(spec.name.as_str()), env: spec.env.clone(), output })
     }
 
     fn instance(app: &WasiApp) -> Result<WasiInstance> {
@@ -63,7 +70,8 @@ impl Capability for Wasi {
                 .map_err(anyhow::Error::from)
                 .with_context(|| format!("cannot open {} for the guest", host.display()))?;
         }
-        Ok(WasiInstance { wasi: wasi.build(), http: WasiHttpCtx::new(), request })
+        let sockets = Sockets::new(app.app.clone(), &app.env.outbound, &mut wasi);
+        Ok(WasiInstance { wasi: wasi.build(), http: WasiHttpCtx::new(), sockets, request })
     }
 
     fn begin_request(instance: &mut WasiInstance, request: &RequestContext) {
@@ -82,6 +90,7 @@ impl Capability for Wasi {
         wasmtime_wasi::p2::add_to_linker_async(linker)
             .map_err(anyhow::Error::from)
             .context("cannot add WASI to the linker")?;
+        sockets::add_to_linker(linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
             .map_err(anyhow::Error::from)
             .context("cannot add wasi:http to the linker")?;

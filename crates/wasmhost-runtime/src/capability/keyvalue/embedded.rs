@@ -132,7 +132,8 @@ impl EmbeddedStore {
             .collect::<rusqlite::Result<Vec<String>>>()?;
         let more = keys.len() as u64 > PAGE;
         keys.truncate(PAGE as usize);
-        Ok((keys, more.then_some(from + PAGE)))
+        // `from` is the guest's cursor: any value, u64::MAX included.
+        Ok((keys, more.then(|| from.saturating_add(PAGE))))
     }
 
     /// Sets each `(key, value)` of `bucket` in one transaction. Refused
@@ -235,6 +236,17 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("wasmhost-kv-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         (EmbeddedStore::open(&dir).unwrap(), dir)
+    }
+
+    #[test]
+    fn any_cursor_is_a_page_possibly_empty() {
+        let (store, dir) = store("cursor");
+        store.set_many("a", &[("k".into(), b"1".to_vec())], 10).unwrap();
+        assert_eq!(store.list_keys("a", 0).unwrap(), (vec!["k".to_owned()], None));
+        for cursor in [1, i64::MAX as u64, u64::MAX] {
+            assert_eq!(store.list_keys("a", cursor).unwrap(), (vec![], None), "{cursor}");
+        }
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
