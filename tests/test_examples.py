@@ -27,7 +27,10 @@ def hello(wasmhost_bin):
 
 @pytest.fixture(scope="module")
 def orders(wasmhost_bin):
-    with Server(wasmhost_bin, EXAMPLES / "orders-api" / "app.py", start_timeout=START) as server:
+    # The example keeps orders in its instance's memory: one instance, so the
+    # GET after a POST cannot land on another one (which it could while the
+    # first instance is still being handed back to the pool).
+    with Server(wasmhost_bin, EXAMPLES / "orders-api" / "app.py", ["--max-instances", "1"], start_timeout=START) as server:
         yield server
 
 

@@ -17,8 +17,8 @@ use wasmhost_runtime::metrics::METRICS;
 use wasmhost_runtime::{CompileCache, EngineOptions, EpochTicker, Runtime};
 use wasmhost_server::{reload_all, serve_admin, AdminAccess, AdminState, ConfigReload, Router};
 use wasmhost_spec::{
-    AppSpec, ConfigValueSource, GuestEnv, Interface, KeyValueSpec, LimitSettings, Mount, OutboundPolicy, ServerOptions,
-    ServerSettings, DEFAULT_ADDR, DEFAULT_ADMIN_ADDR,
+    AppSpec, ConfigValueSource, DatabaseSpec, GuestEnv, Interface, KeyValueSpec, LimitSettings, Mount, OutboundPolicy,
+    ServerOptions, ServerSettings, DEFAULT_ADDR, DEFAULT_ADMIN_ADDR,
 };
 
 use crate::tenants::{AppPlan, Capacity, Mode, Tenants};
@@ -144,7 +144,12 @@ struct ServeOptions {
     /// default the app has none.
     #[arg(long = "key-value", value_name = "NAME")]
     key_value: Vec<String>,
-    /// Where apps keep their key-value data, one directory per app
+    /// Declare a SQL database the app may open (`wasmhost.db.connect(NAME)`,
+    /// `wasmhost:platform/sql`), kept in DATA_DIR/APP/sql/NAME.sqlite3.
+    /// Repeatable; by default the app has none.
+    #[arg(long = "database", value_name = "NAME")]
+    databases: Vec<String>,
+    /// Where apps keep their key-value and SQL data, one directory per app
     /// [default: $WASMHOST_DATA_DIR, else $XDG_DATA_HOME/wasmhost, else
     /// ~/.local/share/wasmhost]. With --config, `data_dir` in [server].
     #[arg(long, value_name = "DIR")]
@@ -384,6 +389,7 @@ impl Plan {
         let outbound = OutboundPolicy::new(&args.allowed_outbound).context("in --allow-outbound")?;
         let data_dir = args.data_dir.unwrap_or_else(wasmhost_spec::default_data_dir);
         let key_value = KeyValueSpec::new(&args.key_value, &data_dir, name).context("in --key-value")?;
+        let databases = DatabaseSpec::new(&args.databases, &data_dir, name).context("in --database")?;
         let values = args.config_values.into_iter().map(|(key, value)| (key, ConfigValueSource::Value(value)));
         let secrets = args.config_secrets.into_iter().map(|(key, var)| (key, ConfigValueSource::FromEnv(var)));
         let config = values
@@ -391,7 +397,8 @@ impl Plan {
             .map(|(key, source)| source.resolve(&key))
             .collect::<Result<Vec<_>>>()
             .context("in --config-value or --config-secret-env")?;
-        let env = GuestEnv { vars: args.envs, dirs: args.dirs, outbound: Arc::new(outbound), key_value, config };
+        let env =
+            GuestEnv { vars: args.envs, dirs: args.dirs, outbound: Arc::new(outbound), key_value, databases, config };
         let spec = AppSpec { name: name.to_owned(), module, limits, env };
         Ok(Self {
             addr: args.addr,

@@ -18,6 +18,7 @@
 //! env = { SHOP_NAME = "demo" }
 //! allowed_outbound = ["https://api.example.com", "tcp://localhost:6379"]   # deny by default
 //! key_value = ["default", "sessions"]              # buckets, in <data_dir>/shop/kv.sqlite3
+//! databases = ["default"]                          # SQL, in <data_dir>/shop/sql/default.sqlite3
 //! kv_max_keys = 10000
 //!
 //! [app.config]                   # wasi:config, read with wasmhost.config
@@ -38,8 +39,8 @@ use anyhow::{bail, Context, Result};
 use bytesize::ByteSize;
 use serde::{Deserialize, Deserializer};
 use wasmhost_spec::{
-    AccessLogFormat, ConfigValueSource, GuestEnv, Interface, Isolation, KeyValueSpec, LimitSettings, Limits, Mount,
-    OutboundPolicy, ServerOptions, ServerSettings, DEFAULT_ADDR, DEFAULT_ADMIN_ADDR,
+    AccessLogFormat, ConfigValueSource, DatabaseSpec, GuestEnv, Interface, Isolation, KeyValueSpec, LimitSettings,
+    Limits, Mount, OutboundPolicy, ServerOptions, ServerSettings, DEFAULT_ADDR, DEFAULT_ADMIN_ADDR,
 };
 
 pub mod reload;
@@ -174,11 +175,16 @@ struct AppTable {
     #[serde(default, deserialize_with = "size")]
     kv_max_value_size: Option<ByteSize>,
     kv_max_keys: Option<u64>,
+    #[serde(default, deserialize_with = "size")]
+    sql_max_size: Option<ByteSize>,
     #[serde(default)]
     env: BTreeMap<String, String>,
     /// Bucket names.
     #[serde(default)]
     key_value: Vec<String>,
+    /// SQL database names.
+    #[serde(default)]
+    databases: Vec<String>,
     /// `wasi:config` values: a string, `{ from_env = "VAR" }` or `{ from_file = "path" }`.
     #[serde(default)]
     config: BTreeMap<String, ConfigEntry>,
@@ -336,6 +342,7 @@ impl AppConfig {
             kv_max_key_size: table.kv_max_key_size,
             kv_max_value_size: table.kv_max_value_size,
             kv_max_keys: table.kv_max_keys,
+            sql_max_size: table.sql_max_size,
         }
         .resolve()?;
 
@@ -347,6 +354,7 @@ impl AppConfig {
             dirs.push((host, guest));
         }
         let key_value = KeyValueSpec::new(&table.key_value, data_dir, &table.name).context("in `key_value`")?;
+        let databases = DatabaseSpec::new(&table.databases, data_dir, &table.name).context("in `databases`")?;
         let mut config = Vec::new();
         for (key, entry) in table.config {
             config.push(entry.source(&key, base)?.resolve(&key)?);
@@ -356,6 +364,7 @@ impl AppConfig {
             dirs,
             outbound: Arc::new(table.allowed_outbound),
             key_value,
+            databases,
             config,
         };
         Ok(Self {
@@ -402,6 +411,8 @@ mod tests {
             env = { MODE = "demo" }
             key_value = ["default", "sessions"]
             kv_max_keys = 50
+            databases = ["default"]
+            sql_max_size = "10MiB"
 
             [app.config]
             MODE = "demo"
@@ -427,6 +438,8 @@ mod tests {
         assert_eq!(shop.env.key_value.dir, Path::new("/srv/state/shop"));
         assert_eq!(shop.env.key_value.buckets.len(), 2);
         assert_eq!(shop.limits.kv_max_keys, 50);
+        assert_eq!(shop.env.databases.file("default"), Some(PathBuf::from("/srv/state/shop/sql/default.sqlite3")));
+        assert_eq!(shop.limits.sql_max_size, 10 << 20);
         let values: Vec<_> = shop.env.config.iter().map(|v| (v.key.as_str(), v.secret)).collect();
         assert_eq!(values, [("MODE", false), ("TOKEN", true)]);
         assert_eq!(shop.env.config[1].value, std::env::var("PATH").unwrap());

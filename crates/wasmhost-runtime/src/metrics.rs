@@ -15,7 +15,7 @@ use prometheus::{
 const BUCKETS: &[f64] =
     &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
-/// Key-value latency buckets, in seconds: 5 µs to 1 s.
+/// Key-value and SQL latency buckets, in seconds: 5 µs to 1 s.
 const KV_BUCKETS: &[f64] =
     &[0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.025, 0.1, 1.0];
 
@@ -63,6 +63,15 @@ pub struct Metrics {
     pub kv_bytes: IntCounterVec,
     /// Keys an app holds (its quota is `kv_max_keys`).
     pub kv_keys: IntGaugeVec,
+    /// SQL statements and transaction steps, by app, database and result
+    /// (`ok`, `refused`: an error the guest caused, `error` from storage).
+    pub sql_statements: IntCounterVec,
+    /// Time a SQL call took, by app and operation.
+    pub sql_duration: HistogramVec,
+    /// SQL connections an app's instances hold open.
+    pub sql_connections: IntGaugeVec,
+    /// Transactions the host rolled back because their request ended.
+    pub sql_rollbacks: IntCounterVec,
 }
 
 /// The metrics, registered on first use.
@@ -188,6 +197,31 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         kv_keys: register_int_gauge_vec!(
             "wasmhost_kv_keys",
             "Keys an app holds over its embedded buckets (its quota is kv_max_keys).",
+            &["app"]
+        )
+        .expect(expect),
+        sql_statements: register_int_counter_vec!(
+            "wasmhost_sql_statements_total",
+            "SQL statements and transaction steps, by app, database and result (ok, refused, error).",
+            &["app", "database", "result"]
+        )
+        .expect(expect),
+        sql_duration: register_histogram_vec!(
+            "wasmhost_sql_statement_seconds",
+            "Time a SQL call took (waiting for a lock included), by app and operation.",
+            &["app", "operation"],
+            KV_BUCKETS.to_vec()
+        )
+        .expect(expect),
+        sql_connections: register_int_gauge_vec!(
+            "wasmhost_sql_connections",
+            "SQL connections an app's instances hold open.",
+            &["app"]
+        )
+        .expect(expect),
+        sql_rollbacks: register_int_counter_vec!(
+            "wasmhost_sql_rollbacks_total",
+            "SQL transactions the host rolled back because the request that opened them ended.",
             &["app"]
         )
         .expect(expect),

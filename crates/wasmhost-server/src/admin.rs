@@ -314,6 +314,12 @@ fn apps(state: &AdminState) -> Response<Full<Bytes>> {
                     "max_value_size": limits.kv_max_value_size,
                     "max_keys": limits.kv_max_keys,
                 },
+                "databases": {
+                    "names": &app.spec().env.databases.names,
+                    "dir": (!app.spec().env.databases.names.is_empty())
+                        .then(|| app.spec().env.databases.dir.display().to_string()),
+                    "max_size": limits.sql_max_size,
+                },
                 // Keys only: values may be secrets.
                 "config_keys": app.spec().env.config.iter().map(|value| &value.key).collect::<Vec<_>>(),
                 "queued": app.queued(),

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::{ConfigValue, KeyValueSpec, Limits, OutboundPolicy};
+use crate::{ConfigValue, DatabaseSpec, KeyValueSpec, Limits, OutboundPolicy};
 
 /// What an app is: its name, module file, limits and what its guest may see.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,18 +19,20 @@ pub struct AppSpec {
 }
 
 /// What a guest may see of the host besides the request it serves:
-/// environment variables, read-only directories, outbound HTTP, key-value
-/// buckets and config values.
+/// environment variables, read-only directories, outbound HTTP and TCP,
+/// key-value buckets, SQL databases and config values.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GuestEnv {
     /// Environment variables, as `(name, value)`.
     pub vars: Vec<(String, String)>,
     /// Directories the guest may read, as `(host path, guest path)`.
     pub dirs: Vec<(PathBuf, String)>,
-    /// The hosts it may send HTTP requests to (none by default).
+    /// The hosts it may send HTTP requests or connect to (none by default).
     pub outbound: Arc<OutboundPolicy>,
     /// The key-value buckets it may open (none by default).
     pub key_value: KeyValueSpec,
+    /// The SQL databases it may open (none by default).
+    pub databases: DatabaseSpec,
     /// The values `wasi:config` gives it, secrets among them.
     pub config: Vec<ConfigValue>,
 }

@@ -30,4 +30,6 @@ pub use interface::Interface;
 pub use limits::{Isolation, LimitSettings, Limits};
 pub use mount::Mount;
 pub use server::{ServerOptions, ServerSettings, DEFAULT_ADDR, DEFAULT_ADMIN_ADDR};
-pub use state::{app_data_dir, default_data_dir, Backend, BucketSpec, ConfigValue, ConfigValueSource, KeyValueSpec};
+pub use state::{
+    app_data_dir, default_data_dir, Backend, BucketSpec, ConfigValue, ConfigValueSource, DatabaseSpec, KeyValueSpec,
+};

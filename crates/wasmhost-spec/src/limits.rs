@@ -79,6 +79,8 @@ pub struct Limits {
     pub kv_max_value_size: usize,
     /// Most keys the app keeps, over all its embedded buckets.
     pub kv_max_keys: u64,
+    /// Largest file of each of the app's SQL databases, in bytes.
+    pub sql_max_size: u64,
 }
 
 impl Default for Limits {
@@ -101,6 +103,7 @@ impl Default for Limits {
             kv_max_key_size: 1 << 10,
             kv_max_value_size: 1 << 20,
             kv_max_keys: 100_000,
+            sql_max_size: 1 << 30,
         }
     }
 }
@@ -167,6 +170,10 @@ pub struct LimitSettings {
     /// of a new key beyond it is refused with an error.
     #[arg(long, default_value = Limits::default().kv_max_keys.to_string())]
     pub kv_max_keys: Option<u64>,
+    /// Largest file of each SQL database of an app; a write that would grow
+    /// it beyond is refused with an error.
+    #[arg(long, default_value = ByteSize(Limits::default().sql_max_size).to_string())]
+    pub sql_max_size: Option<ByteSize>,
 }
 
 impl LimitSettings {
@@ -201,6 +208,7 @@ impl LimitSettings {
             kv_max_key_size: size(self.kv_max_key_size, default.kv_max_key_size, "kv_max_key_size")?.max(1),
             kv_max_value_size: size(self.kv_max_value_size, default.kv_max_value_size, "kv_max_value_size")?,
             kv_max_keys: self.kv_max_keys.unwrap_or(default.kv_max_keys),
+            sql_max_size: self.sql_max_size.map_or(default.sql_max_size, |size| size.as_u64()),
         })
     }
 }

@@ -1,6 +1,6 @@
 //! What an app keeps between requests: its key-value buckets
-//! (`wasi:keyvalue`), where their data lives, and its config values and
-//! secrets (`wasi:config`).
+//! (`wasi:keyvalue`) and SQL databases (`wasmhost:platform/sql`), where
+//! their data lives, and its config values and secrets (`wasi:config`).
 
 use std::path::{Path, PathBuf};
 
@@ -84,7 +84,7 @@ impl KeyValueSpec {
                     Backend::Redis(url.to_owned()).redacted()
                 ),
             };
-            check_bucket_name(name)?;
+            check_name("bucket", name)?;
             ensure!(buckets.iter().all(|bucket| bucket.name != name), "bucket `{name}` is declared twice");
             buckets.push(BucketSpec { name: name.to_owned(), backend });
         }
@@ -99,14 +99,51 @@ impl KeyValueSpec {
     }
 }
 
-/// A bucket name: 1 to 64 letters, digits, `-`, `_` or `.`, not starting
-/// with `.`.
-fn check_bucket_name(name: &str) -> Result<()> {
+/// A bucket or database name: 1 to 64 letters, digits, `-`, `_` or `.`,
+/// not starting with `.` (a database's is part of its file name).
+fn check_name(kind: &str, name: &str) -> Result<()> {
     let valid = (1..=64).contains(&name.len())
         && !name.starts_with('.')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-    ensure!(valid, "bucket names are 1 to 64 letters, digits, `-`, `_` or `.` (not starting with `.`), got {name:?}");
+    ensure!(valid, "{kind} names are 1 to 64 letters, digits, `-`, `_` or `.` (not starting with `.`), got {name:?}");
     Ok(())
+}
+
+/// The SQL databases an app may open, each an embedded SQLite file in its
+/// data directory.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DatabaseSpec {
+    /// The declared databases, in declaration order; opening any other
+    /// name is an error (`no-such-database`).
+    pub names: Vec<String>,
+    /// Where their files are: `<data dir>/<app name>/sql`, one
+    /// `<name>.sqlite3` per database.
+    pub dir: PathBuf,
+}
+
+impl DatabaseSpec {
+    /// The databases `declared` (`NAME`, each once) of app `app`, whose
+    /// files live under `data_dir`.
+    pub fn new(declared: &[String], data_dir: &Path, app: &str) -> Result<Self> {
+        let mut names: Vec<String> = Vec::new();
+        for name in declared {
+            ensure!(
+                !name.contains('='),
+                "database `{}`: only embedded SQLite databases are supported so far (no server URL)",
+                name.split('=').next().unwrap_or_default()
+            );
+            check_name("database", name)?;
+            ensure!(!names.contains(name), "database `{name}` is declared twice");
+            names.push(name.clone());
+        }
+        let dir = if names.is_empty() { PathBuf::new() } else { app_data_dir(data_dir, app)?.join("sql") };
+        Ok(Self { names, dir })
+    }
+
+    /// The file of the declared database `name`, if it is declared.
+    pub fn file(&self, name: &str) -> Option<PathBuf> {
+        self.names.iter().any(|declared| declared == name).then(|| self.dir.join(format!("{name}.sqlite3")))
+    }
 }
 
 /// The data directory of app `app` under `data_dir`. App names are one
@@ -183,6 +220,19 @@ fn check_config_key(key: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn databases_are_checked_and_live_in_the_apps_own_directory() {
+        let spec =
+            DatabaseSpec::new(&["default".to_owned(), "audit".to_owned()], Path::new("/srv/data"), "shop").unwrap();
+        assert_eq!(spec.file("audit"), Some(PathBuf::from("/srv/data/shop/sql/audit.sqlite3")));
+        assert_eq!(spec.file("other"), None);
+        for bad in ["../b", "a/b", ".hidden", "", "x=postgres://db/x"] {
+            assert!(DatabaseSpec::new(&[bad.to_owned()], Path::new("/d"), "shop").is_err(), "{bad}");
+        }
+        assert!(DatabaseSpec::new(&["a".to_owned(), "a".to_owned()], Path::new("/d"), "shop").is_err());
+        assert_eq!(DatabaseSpec::new(&[], Path::new("/d"), ".x").unwrap(), DatabaseSpec::default());
+    }
 
     #[test]
     fn buckets_are_checked_and_live_in_the_apps_own_directory() {

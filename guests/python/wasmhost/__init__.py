@@ -18,7 +18,8 @@
 Build and serve it with ``wasmhost serve app.py``. See `App`, `Request`,
 `Response`, the `HTTPError` family, `wasmhost.json` (host-backed JSON
 helpers and schema validation), `wasmhost.kv` (persistent key-value
-buckets) and `env` / `config` (config values, secrets, environment).
+buckets), `wasmhost.db` (SQL databases, DB-API 2.0) and `env` / `config`
+(config values, secrets, environment).
 
 Plain WSGI apps (Flask, ...) are served too, unmodified: the build picks
 them up with ``--interface wsgi`` (see `wasmhost._wsgi`).
@@ -26,7 +27,7 @@ them up with ``--interface wsgi`` (see `wasmhost._wsgi`).
 
 from __future__ import annotations
 
-from . import json, kv
+from . import db, json, kv
 from ._app import App, ManifestRoute, Route
 from ._config import Config, config, env
 from ._datastructures import Headers, QueryDict
@@ -87,6 +88,7 @@ __all__ = [
     "ValidationFailed",
     "__version__",
     "config",
+    "db",
     "env",
     "fetch",
     "json",

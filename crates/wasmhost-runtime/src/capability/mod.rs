@@ -35,6 +35,7 @@ pub mod exchange;
 pub mod keyvalue;
 pub mod outbound;
 pub mod platform;
+pub mod sql;
 pub mod wasi;
 
 /// One host capability. See the [module documentation](self).
@@ -150,4 +151,6 @@ capabilities! {
     keyvalue: keyvalue::KeyValue,
     /// `wasi:config`: the app's config values and secrets.
     config: config::Config,
+    /// `wasmhost:platform/sql`: the app's declared SQL databases.
+    sql: sql::Sql,
 }

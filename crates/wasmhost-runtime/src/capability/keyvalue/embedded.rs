@@ -219,7 +219,8 @@ fn key_count(connection: &Connection) -> rusqlite::Result<u64> {
 }
 
 /// Creates `dir` (and its parents), readable by this user only.
-fn create_private_dir(dir: &Path) -> Result<()> {
+/// Creates `dir` (and its parents) readable by this user only.
+pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt as _;
     std::fs::DirBuilder::new()
         .recursive(true)
