@@ -112,7 +112,8 @@ pub struct SqlInstance {
     /// Open connections by id; a connection running a statement is out of
     /// the map until the statement ends.
     connections: HashMap<u64, Connection>,
-    /// Ids of the connections the instance opened and did not drop.
+    /// Connections the instance opened and did not drop (those running a
+    /// statement, out of `connections`, included).
     open: usize,
     next_id: u64,
     /// When the current request's time runs out.
@@ -156,7 +157,7 @@ impl Capability for Sql {
                 continue;
             }
             let app = &*instance.app.app;
-            match connection.execute_batch("ROLLBACK") {
+            match end_transaction(connection, "ROLLBACK") {
                 Ok(()) => tracing::info!(app, "rolled back a SQL transaction its request left open"),
                 Err(err) => tracing::warn!(app, "cannot roll back a SQL transaction its request left open: {err}"),
             }
@@ -320,6 +321,15 @@ fn execute(connection: &Connection, statement: &str, params: &[Value]) -> Result
     })
 }
 
+/// Ends the transaction in progress on `connection` with `COMMIT` or
+/// `ROLLBACK` (`how`); nothing when none is.
+fn end_transaction(connection: &Connection, how: &str) -> rusqlite::Result<()> {
+    if connection.is_autocommit() {
+        return Ok(());
+    }
+    connection.execute_batch(how)
+}
+
 /// Binds `params` to `statement`'s placeholders, refusing a wrong count.
 fn bind(statement: &mut rusqlite::CachedStatement<'_>, params: &[Value]) -> Result<(), Error> {
     let expected = statement.parameter_count();
@@ -479,23 +489,11 @@ impl sql::HostConnection for SqlView<'_> {
     }
 
     async fn commit(&mut self, handle: Resource<SqlConnection>) -> wasmtime::Result<Result<(), Error>> {
-        self.run(&handle, "commit", |connection| {
-            if !connection.is_autocommit() {
-                connection.execute_batch("COMMIT")?;
-            }
-            Ok(())
-        })
-        .await
+        self.run(&handle, "commit", |connection| Ok(end_transaction(connection, "COMMIT")?)).await
     }
 
     async fn rollback(&mut self, handle: Resource<SqlConnection>) -> wasmtime::Result<Result<(), Error>> {
-        self.run(&handle, "rollback", |connection| {
-            if !connection.is_autocommit() {
-                connection.execute_batch("ROLLBACK")?;
-            }
-            Ok(())
-        })
-        .await
+        self.run(&handle, "rollback", |connection| Ok(end_transaction(connection, "ROLLBACK")?)).await
     }
 
     async fn in_transaction(&mut self, handle: Resource<SqlConnection>) -> wasmtime::Result<bool> {
