@@ -134,7 +134,7 @@ pub fn build(request: &BuildRequest) -> Result<Build> {
 
     let main = format!(
         "from wasmhost._entry import load\n\
-         IncomingHandler, Manifest = load({:?}, interface={:?})\n",
+         IncomingHandler, Manifest, Command = load({:?}, interface={:?})\n",
         request.target,
         request.interface.as_str()
     );
@@ -152,7 +152,7 @@ pub fn build_dev_loader(cache_dir: &Path) -> Result<PathBuf> {
     let tool = Componentizer::find()?;
     let cache = std::path::absolute(cache_dir).context("cannot resolve the cache directory")?;
     let main = "from wasmhost._entry import load_dev\n\
-                IncomingHandler, Manifest = load_dev()\n";
+                IncomingHandler, Manifest, Command = load_dev()\n";
     let mut digest = InputDigest::new(&tool.version);
     digest.text("main", main);
     let component = cache.join("dev-loader").join(format!("loader-{}.wasm", digest.finish()));

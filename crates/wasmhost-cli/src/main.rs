@@ -39,6 +39,11 @@ enum Command {
     Dev(DevArgs),
     /// Build a Python app into a component (cached by a digest of all inputs).
     Build(BuildArgs),
+    /// Run Python in an app's sandbox instead of serving it, with the app's
+    /// databases, buckets, config, environment and limits, on this terminal:
+    /// `wasmhost run APP -- -m django migrate`, `-- manage.py shell`,
+    /// `-- -c CODE`. Exits with the command's status.
+    Run(RunArgs),
 }
 
 /// Which Python app to build, shared by `serve`, `dev` and `build`.
@@ -95,6 +100,28 @@ struct ServeArgs {
 }
 
 #[derive(clap::Args)]
+struct RunArgs {
+    /// The app: a Python file (`app.py`) or `module:attr` (`mysite.wsgi:application`)
+    /// importable from the current directory, built as `serve` builds it.
+    #[arg(required_unless_present = "config", conflicts_with = "config")]
+    app: Option<String>,
+    /// Take the app, and all its settings, from this config file (with --app).
+    #[arg(long, value_name = "FILE", requires = "app_name")]
+    config: Option<PathBuf>,
+    /// The app of --config to run in.
+    #[arg(long = "app", value_name = "NAME", requires = "config")]
+    app_name: Option<String>,
+    #[command(flatten)]
+    python: PythonArgs,
+    #[command(flatten)]
+    options: AppOptions,
+    /// What to run, as for `python`: `-m MODULE ARGS...`, `-c CODE ARGS...`
+    /// or `SCRIPT ARGS...` (relative to the app's directory). After `--`.
+    #[arg(last = true, required = true, value_name = "ARGS")]
+    args: Vec<String>,
+}
+
+#[derive(clap::Args)]
 struct DevArgs {
     /// The app: a Python file (`app.py`) or `module:attr` (`shop:app`)
     /// importable from the current directory; that directory is the app's
@@ -106,7 +133,7 @@ struct DevArgs {
     options: ServeOptions,
 }
 
-/// Options shared by `serve` and `dev`.
+/// Options shared by `serve` and `dev`: the listeners, the server and the app.
 #[derive(clap::Args)]
 struct ServeOptions {
     /// Address to listen on.
@@ -126,6 +153,18 @@ struct ServeOptions {
     /// address a client connected to. Repeatable.
     #[arg(long = "admin-host", value_name = "NAME")]
     admin_hosts: Vec<String>,
+    #[command(flatten)]
+    app: AppOptions,
+    #[command(flatten)]
+    server: ServerSettings,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+/// What an app run from the command line is given (`serve`, `dev`, `run`).
+#[derive(clap::Args)]
+struct AppOptions {
     /// Let the guest read a host directory: `HOST_DIR::GUEST_DIR` (or just
     /// `DIR`, seen under the same path). Read-only. Repeatable.
     #[arg(long = "dir", value_name = "HOST::GUEST", value_parser = parse_dir)]
@@ -164,17 +203,38 @@ struct ServeOptions {
     config_secrets: Vec<(String, String)>,
     #[command(flatten)]
     limits: LimitSettings,
-    #[command(flatten)]
-    server: ServerSettings,
     /// Directory of compiled components [default: ~/.cache/wasmhost].
     #[arg(long, env = "WASMHOST_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
     /// Compile from scratch and store nothing.
     #[arg(long)]
     no_cache: bool,
-    /// Log format on stderr.
-    #[arg(long, value_enum, default_value = "text")]
-    log_format: LogFormat,
+}
+
+impl AppOptions {
+    /// The spec of the app named `name` running `module` with these options.
+    fn spec(self, name: &str, module: PathBuf) -> Result<AppSpec> {
+        let limits = self.limits.resolve()?;
+        let outbound = OutboundPolicy::new(&self.allowed_outbound).context("in --allow-outbound")?;
+        let data_dir = self.data_dir.unwrap_or_else(wasmhost_spec::default_data_dir);
+        let key_value = KeyValueSpec::new(&self.key_value, &data_dir, name).context("in --key-value")?;
+        let databases = DatabaseSpec::new(&self.databases, &data_dir, name).context("in --database")?;
+        let values = self.config_values.into_iter().map(|(key, value)| (key, ConfigValueSource::Value(value)));
+        let secrets = self.config_secrets.into_iter().map(|(key, var)| (key, ConfigValueSource::FromEnv(var)));
+        let config = values
+            .chain(secrets)
+            .map(|(key, source)| source.resolve(&key))
+            .collect::<Result<Vec<_>>>()
+            .context("in --config-value or --config-secret-env")?;
+        let env =
+            GuestEnv { vars: self.envs, dirs: self.dirs, outbound: Arc::new(outbound), key_value, databases, config };
+        Ok(AppSpec { name: name.to_owned(), module, limits, env })
+    }
+
+    /// The build and compile cache directory.
+    fn cache_dir(&self) -> PathBuf {
+        self.cache_dir.clone().unwrap_or_else(CompileCache::default_dir)
+    }
 }
 
 /// Runs the command; on failure prints the error and its causes (no
@@ -196,7 +256,7 @@ fn main() -> std::process::ExitCode {
         })
         .unwrap_or_default();
     match execute(cli, &explicit) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(status) => std::process::ExitCode::from(status),
         Err(err) => {
             eprintln!("error: {err:#}");
             std::process::ExitCode::FAILURE
@@ -204,29 +264,34 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn execute(cli: Cli, explicit: &[&str]) -> Result<()> {
-    let log_format = match &cli.command {
-        Command::Serve(args) => args.options.log_format,
-        Command::Dev(args) => args.options.log_format,
-        Command::Build(_) => LogFormat::Text,
+/// Runs the command; the process's exit status.
+fn execute(cli: Cli, explicit: &[&str]) -> Result<u8> {
+    let (log_format, log_level) = match &cli.command {
+        Command::Serve(args) => (args.options.log_format, "info"),
+        Command::Dev(args) => (args.options.log_format, "info"),
+        Command::Build(_) => (LogFormat::Text, "info"),
+        // The terminal is the command's: only warnings and errors of wasmhost's own.
+        Command::Run(_) => (LogFormat::Text, "warn"),
     };
-    let _log = init_logging(log_format);
+    let _log = init_logging(log_format, log_level);
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve(args, explicit).await,
-            Command::Dev(args) => dev(args).await,
-            Command::Build(args) => build(args).await,
+            Command::Serve(args) => serve(args, explicit).await.map(|()| 0),
+            Command::Dev(args) => dev(args).await.map(|()| 0),
+            Command::Build(args) => build(args).await.map(|()| 0),
+            Command::Run(args) => run_in_sandbox(args).await,
         }
     })
 }
 
 /// Logs to stderr through a writer thread, so request threads never block
 /// on the log's pipe or terminal. The returned guard flushes it on drop.
-fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+/// `level` is the filter unless `$WASMHOST_LOG` sets one.
+fn init_logging(format: LogFormat, level: &str) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WASMHOST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let (writer, guard) =
         tracing_appender::non_blocking::NonBlockingBuilder::default().lossy(false).finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
@@ -283,7 +348,8 @@ async fn serve(args: ServeArgs, explicit: &[&str]) -> Result<()> {
             !explicit.contains(&"data_dir"),
             "with --config, the data directory is `data_dir` in the file's [server] table"
         );
-        let mut plan = Plan::from_config(&config, options.cache_dir.clone(), options.no_cache, !args.no_watch).await?;
+        let mut plan =
+            Plan::from_config(&config, options.app.cache_dir.clone(), options.app.no_cache, !args.no_watch).await?;
         // Listener flags given on the command line win over the file.
         if explicit.contains(&"addr") {
             plan.addr = options.addr;
@@ -308,11 +374,41 @@ async fn serve(args: ServeArgs, explicit: &[&str]) -> Result<()> {
         let mode = if args.no_watch { Mode::Serve } else { Mode::ServeWatched };
         return run(Plan::single(&name, path, args.options, mode)?).await;
     }
-    let cache_dir = args.options.cache_dir.clone().unwrap_or_else(CompileCache::default_dir);
-    let built = build_python(&app, args.python.interface, &current_dir()?, cache_dir).await?;
+    let built = build_python(&app, args.python.interface, &current_dir()?, args.options.app.cache_dir()).await?;
     let mut options = args.options;
-    options.dirs.extend(built.guest_dirs());
+    options.app.dirs.extend(built.guest_dirs());
     run(Plan::single(&app_name(&app), built.component, options, Mode::Serve)?).await
+}
+
+/// `wasmhost run APP -- ARGS...`: builds the app as `serve` does and runs
+/// ARGS in its sandbox; the command's exit status.
+async fn run_in_sandbox(args: RunArgs) -> Result<u8> {
+    let cache_dir = args.options.cache_dir();
+    let no_cache = args.options.no_cache;
+    let spec = match (args.app, args.config, args.app_name) {
+        (Some(app), _, _) => {
+            let built = build_python(&app, args.python.interface, &current_dir()?, cache_dir.clone()).await?;
+            let mut options = args.options;
+            options.dirs.extend(built.guest_dirs());
+            options.spec(&app_name(&app), built.component)?
+        }
+        (None, Some(config), Some(name)) => {
+            let mut apps = Config::load(&config)?.apps;
+            apps.retain(|app| app.name == name);
+            anyhow::ensure!(!apps.is_empty(), "{} has no app named {name:?}", config.display());
+            let mut planned = plan_apps(apps, &cache_dir).await?;
+            planned.pop().context("the config's app was not planned")?.spec
+        }
+        _ => anyhow::bail!("pass an app, or --config FILE --app NAME"),
+    };
+    let engine = build_engine(&EngineOptions {
+        max_instances: 1,
+        max_memory_bytes: spec.limits.memory_limit,
+        keep_resident_bytes: 0,
+        cache_dir: (!no_cache).then(|| cache_dir.clone()),
+    })?;
+    let runtime = Runtime::new(engine, compile_cache(no_cache, Some(cache_dir)))?;
+    wasmhost_runtime::run_command(&runtime, &spec, &args.args).await
 }
 
 fn current_dir() -> Result<PathBuf> {
@@ -334,7 +430,7 @@ fn app_name(app: &str) -> String {
 /// sources through it.
 async fn dev(args: DevArgs) -> Result<()> {
     let (src_dir, target) = wasmhost_build::parse_target(&args.app, &current_dir()?)?;
-    let cache_dir = args.options.cache_dir.clone().unwrap_or_else(CompileCache::default_dir);
+    let cache_dir = args.options.app.cache_dir();
     let loader = {
         let cache_dir = cache_dir.clone();
         tokio::task::spawn_blocking(move || wasmhost_build::build_dev_loader(&cache_dir))
@@ -349,10 +445,10 @@ async fn dev(args: DevArgs) -> Result<()> {
     };
     let interface = args.python.interface;
     let mut options = args.options;
-    options.dirs.push((src_dir.clone(), wasmhost_dev::GUEST_APP_DIR.to_owned()));
-    options.dirs.push((deps.dir().to_owned(), wasmhost_dev::GUEST_DEPS_DIR.to_owned()));
-    options.envs.push((wasmhost_dev::TARGET_VAR.to_owned(), target));
-    options.envs.push((wasmhost_dev::INTERFACE_VAR.to_owned(), interface.to_string()));
+    options.app.dirs.push((src_dir.clone(), wasmhost_dev::GUEST_APP_DIR.to_owned()));
+    options.app.dirs.push((deps.dir().to_owned(), wasmhost_dev::GUEST_DEPS_DIR.to_owned()));
+    options.app.envs.push((wasmhost_dev::TARGET_VAR.to_owned(), target));
+    options.app.envs.push((wasmhost_dev::INTERFACE_VAR.to_owned(), interface.to_string()));
     run(Plan::single(&app_name(&args.app), loader, options, Mode::Dev { src_dir, deps })?).await
 }
 
@@ -384,28 +480,15 @@ impl Plan {
     /// The plan for one app named `name` running `module`, from the
     /// command-line flags.
     fn single(name: &str, module: PathBuf, args: ServeOptions, mode: Mode) -> Result<Self> {
-        let limits = args.limits.resolve()?;
         let server = args.server.resolve()?;
-        let outbound = OutboundPolicy::new(&args.allowed_outbound).context("in --allow-outbound")?;
-        let data_dir = args.data_dir.unwrap_or_else(wasmhost_spec::default_data_dir);
-        let key_value = KeyValueSpec::new(&args.key_value, &data_dir, name).context("in --key-value")?;
-        let databases = DatabaseSpec::new(&args.databases, &data_dir, name).context("in --database")?;
-        let values = args.config_values.into_iter().map(|(key, value)| (key, ConfigValueSource::Value(value)));
-        let secrets = args.config_secrets.into_iter().map(|(key, var)| (key, ConfigValueSource::FromEnv(var)));
-        let config = values
-            .chain(secrets)
-            .map(|(key, source)| source.resolve(&key))
-            .collect::<Result<Vec<_>>>()
-            .context("in --config-value or --config-secret-env")?;
-        let env =
-            GuestEnv { vars: args.envs, dirs: args.dirs, outbound: Arc::new(outbound), key_value, databases, config };
-        let spec = AppSpec { name: name.to_owned(), module, limits, env };
+        let cache = compile_cache(args.app.no_cache, args.app.cache_dir.clone());
+        let spec = args.app.spec(name, module)?;
         Ok(Self {
             addr: args.addr,
             admin_addr: (!args.no_admin).then_some(args.admin_addr),
             admin_access: AdminAccess::new(args.admin_hosts, args.admin_token_file.as_deref())?,
             server,
-            cache: compile_cache(args.no_cache, args.cache_dir),
+            cache,
             apps: vec![AppPlan { spec, mount: Mount::default(), mode }],
             config: None,
         })

@@ -1,13 +1,14 @@
 //! The host side of the `wasmhost:platform@0.1.0` WIT package
 //! (`wit/platform.wit`): native JSON and JSON Schema validation for guests,
-//! and the route manifest that apps export.
+//! and the route manifest and command that apps export.
 //!
 //! * [`add_to_linker`] adds the `json` and `validation` imports to a
 //!   component [`Linker`]. Their host state is a [`PlatformView`]: the
 //!   store's [`ResourceTable`] (shared with WASI) and a [`PlatformCtx`]
 //!   that holds the app's [`SchemaCache`].
 //! * [`ManifestExport`] finds an app's `manifest` export and calls
-//!   `routes()`.
+//!   `routes()`; [`CommandExport`] finds its `command` export and calls
+//!   `run(args)` (`wasmhost run`).
 //! * [`DeclaredRoutes`] and [`check_body`] validate request bodies against the
 //!   routes' schemas before the app runs, answering with an RFC 9457
 //!   [`Problem`].
@@ -52,6 +53,7 @@ mod bindings {
                 import wasmhost:platform/json@0.1.0;
                 import wasmhost:platform/validation@0.1.0;
                 export wasmhost:platform/manifest@0.1.0;
+                export wasmhost:platform/command@0.1.0;
             }
         ",
         world: "wasmhost:host/platform-host",
@@ -67,6 +69,7 @@ mod bindings {
     });
 }
 
+use bindings::exports::wasmhost::platform::command::GuestIndices as CommandIndices;
 use bindings::exports::wasmhost::platform::manifest::GuestIndices as ManifestIndices;
 use bindings::wasmhost::platform::{json as json_bindings, validation as validation_bindings};
 
@@ -85,6 +88,10 @@ static HOST_CALLS: LazyLock<HistogramVec> = LazyLock::new(|| {
 
 /// The name of the interface apps export to declare their routes.
 pub const MANIFEST_INTERFACE: &str = "wasmhost:platform/manifest@0.1.0";
+
+/// The name of the interface apps export to run Python in their sandbox
+/// (`wasmhost run`).
+pub const COMMAND_INTERFACE: &str = "wasmhost:platform/command@0.1.0";
 
 /// Platform state shared by the instances of one app: its name (for
 /// metrics) and its cache of compiled schemas. Cheap to clone.
@@ -229,6 +236,40 @@ impl ManifestExport {
             format!("the component's {MANIFEST_INTERFACE} export has the wrong type; rebuild it with the wasmhost SDK")
         })?;
         guest.call_routes(&mut store).await.map_err(anyhow::Error::from).context("the app's manifest `routes()` failed")
+    }
+}
+
+/// An app component's `wasmhost:platform/command` export (`wasmhost run`).
+#[derive(Clone)]
+pub struct CommandExport {
+    indices: CommandIndices,
+}
+
+impl CommandExport {
+    /// The command export of the component behind `pre`; an error saying
+    /// how to get one when it has none.
+    pub fn new<T>(pre: &InstancePre<T>) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            pre.component().get_export_index(None, COMMAND_INTERFACE).is_some(),
+            "the component does not export {COMMAND_INTERFACE}: `wasmhost run` needs a Python app (app.py or \
+             module:attr), or a component built by this version's `wasmhost build`"
+        );
+        let indices = CommandIndices::new(pre).map_err(anyhow::Error::from).with_context(|| {
+            format!("the component exports {COMMAND_INTERFACE} without `run`; rebuild it with the wasmhost SDK")
+        })?;
+        Ok(Self { indices })
+    }
+
+    /// Calls the app's `run(args)` on `instance`; the exit status.
+    pub async fn run<S>(&self, mut store: S, instance: &Instance, args: &[String]) -> anyhow::Result<u8>
+    where
+        S: AsContextMut,
+        S::Data: Send,
+    {
+        let guest = self.indices.load(&mut store, instance).map_err(anyhow::Error::from).with_context(|| {
+            format!("the component's {COMMAND_INTERFACE} export has the wrong type; rebuild it with the wasmhost SDK")
+        })?;
+        guest.call_run(&mut store, args).await.map_err(anyhow::Error::from).context("the app's command trapped")
     }
 }
 

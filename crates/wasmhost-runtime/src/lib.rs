@@ -16,6 +16,8 @@
 //!   into a response produced by a guest, through [`admission`], the pool,
 //!   the guest call, [`framing`] and [`outcome`] (every failure to a status);
 //!   [`body`] holds the request and response bodies on their way.
+//! * [`command`] runs Python in an app's sandbox instead of serving it
+//!   (`wasmhost run`).
 //! * [`limits`] enforces memory limits inside a store (the limits
 //!   themselves are `wasmhost-spec`'s), [`guest_log`] turns
 //!   guest output into log lines, [`metrics`] exports what happens.
@@ -25,6 +27,7 @@ pub mod app;
 pub mod body;
 pub mod cache;
 pub mod capability;
+pub mod command;
 pub mod engine;
 pub mod framing;
 pub mod guest_log;
@@ -39,6 +42,7 @@ mod testing;
 pub use app::AppVersion;
 pub use body::ResponseBody;
 pub use cache::CompileCache;
+pub use command::run_command;
 pub use engine::{EngineOptions, EpochTicker, LoadSource, LoadedComponent, Runtime};
 pub use outcome::AppResponse;
 pub use pool::InstancePool;

@@ -22,7 +22,7 @@ use anyhow::{Context, Result};
 use rand::Rng;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::Resource;
-use wasmtime::{Store, UpdateDeadline};
+use wasmtime::Store;
 use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
 
@@ -202,20 +202,12 @@ impl Shared {
 
     /// A store under the app's limits, with `request_timeout` to run in.
     fn new_store(&self) -> Result<Store<StoreData>> {
-        let engine = self.pre.engine();
-        let state = StoreData::new(&self.capabilities, self.limits.memory_limit)?;
-        let mut store = Store::new(engine, state);
-        store.limiter(|state| &mut state.limiter);
-        store.epoch_deadline_callback(|ctx| {
-            if Instant::now() >= ctx.data().deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
-            }
-        });
-        store.set_epoch_deadline(1);
-        store.data_mut().deadline = Instant::now() + self.limits.request_timeout;
-        Ok(store)
+        StoreData::new_store(
+            self.pre.engine(),
+            &self.capabilities,
+            self.limits.memory_limit,
+            self.limits.request_timeout,
+        )
     }
 
     fn pop_ready(&self) -> Option<Instance> {

@@ -6,7 +6,9 @@
 //! owner: [`StoreData::begin_request`] sets it and [`StoreData::end_request`]
 //! clears it, so an idle instance keeps nothing of the request it served.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use wasmtime::{Engine, Store, UpdateDeadline};
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtxView, WasiView};
@@ -41,6 +43,30 @@ impl StoreData {
             capabilities: apps.instance()?,
             serving: false,
         })
+    }
+
+    /// A store for a new instance of an app with capabilities `apps`: at
+    /// most `memory_limit` bytes of linear memory, `run_for` of guest time
+    /// (a running guest yields to the async runtime at every epoch tick and
+    /// is interrupted at the first one past its deadline).
+    pub fn new_store(
+        engine: &Engine,
+        apps: &Apps,
+        memory_limit: usize,
+        run_for: Duration,
+    ) -> anyhow::Result<Store<Self>> {
+        let mut store = Store::new(engine, Self::new(apps, memory_limit)?);
+        store.limiter(|state| &mut state.limiter);
+        store.epoch_deadline_callback(|ctx| {
+            if Instant::now() >= ctx.data().deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
+            }
+        });
+        store.set_epoch_deadline(1);
+        store.data_mut().deadline = Instant::now() + run_for;
+        Ok(store)
     }
 
     /// A request starts: arms its deadline and tells every capability.

@@ -2,13 +2,14 @@
 ``wasmhost_main.py`` as::
 
     from wasmhost._entry import load
-    IncomingHandler, Manifest = load("MODULE:ATTR", interface="INTERFACE")
+    IncomingHandler, Manifest, Command = load("MODULE:ATTR", interface="INTERFACE")
 
 componentize-py imports it at build time and snapshots the interpreter, so
 `load` runs at build time: it imports the app, resolves what serves it and
 pre-imports what would otherwise be imported lazily at run time (see
-`wasmhost._preimport`). The two classes it returns are the component's
-exports: ``wasi:http/incoming-handler`` and the platform's ``manifest``.
+`wasmhost._preimport`). The three classes it returns are the component's
+exports: ``wasi:http/incoming-handler``, the platform's ``manifest`` and its
+``command`` (``wasmhost run``, see `wasmhost._command`).
 
 With ``lazy=True`` (dev mode) the app is imported at run time instead, on
 first use, from ``/app`` (and ``/deps``) which the host shows the guest;
@@ -28,7 +29,7 @@ import sys
 import traceback
 from typing import Any
 
-from . import _http, _preimport, _wsgi
+from . import _command, _hashlib, _http, _preimport, _wsgi
 from ._app import App, log_exception
 from ._request import Request
 from ._response import Response
@@ -92,6 +93,10 @@ class _Loader:
             self.target = resolve(module, spec, interface or "auto")
         return self.target
 
+    def app_dir(self) -> str | None:
+        """The app's directory as the build sees it."""
+        return _command.app_dir_of(parse_target(self.target_text).module) if self.target_text else None
+
     def first_use(self) -> None:
         if not self.restored:
             self.restored = True
@@ -103,8 +108,8 @@ def _check_interface(interface: str | None) -> None:
         raise ValueError(f"unknown interface {interface!r}; expected one of {', '.join(INTERFACES)}")
 
 
-def load(target: str, interface: str = "auto", lazy: bool = False) -> tuple[type, type]:
-    """Build-time entry: the ``(IncomingHandler, Manifest)`` export classes
+def load(target: str, interface: str = "auto", lazy: bool = False) -> tuple[type, type, type]:
+    """Build-time entry: the ``(IncomingHandler, Manifest, Command)`` export classes
     serving the app `target` (``"module"`` or ``"module:attr"``, attr
     defaulting to ``app``) through `interface` (``"auto"``, ``"sdk"`` or
     ``"wsgi"``).
@@ -119,6 +124,7 @@ def load(target: str, interface: str = "auto", lazy: bool = False) -> tuple[type
     from ``/app`` (and ``/deps``), and (nearly) the whole standard library
     is imported now.
     """
+    _hashlib.install()
     loader = _Loader(target, interface, lazy)
     if lazy:
         return _lazy_classes(loader)
@@ -130,23 +136,24 @@ def load(target: str, interface: str = "auto", lazy: bool = False) -> tuple[type
     if resolved.kind == "plain":
         handler_cls = resolved.obj.IncomingHandler
         manifest_cls = getattr(resolved.obj, "Manifest", None) or _EmptyManifest
-        return handler_cls, manifest_cls
-    return _make_handler(loader), _make_manifest(loader)
+        return handler_cls, manifest_cls, _command.command_class(loader.app_dir())
+    return _make_handler(loader), _make_manifest(loader), _command.command_class(loader.app_dir())
 
 
-def load_dev() -> tuple[type, type]:
+def load_dev() -> tuple[type, type, type]:
     """Build-time entry of the generic dev loader (built once, serving any
     app): like ``load(..., lazy=True)``, with the app and interface read at
     run time from ``$WASMHOST_DEV_TARGET`` (default ``app``) and
     ``$WASMHOST_DEV_INTERFACE`` (default ``auto``)."""
+    _hashlib.install()
     return _lazy_classes(_Loader(None, None, lazy=True))
 
 
-def _lazy_classes(loader: _Loader) -> tuple[type, type]:
+def _lazy_classes(loader: _Loader) -> tuple[type, type, type]:
     _preimport.preimport_stdlib()
     _preimport.warm()
     _preimport.install_import_hint()
-    return _make_handler(loader), _make_manifest(loader)
+    return _make_handler(loader), _make_manifest(loader), _command.command_class(DEV_APP_DIR)
 
 
 class _EmptyManifest:

@@ -86,6 +86,14 @@ LAZY_SUBMODULES: dict[str, tuple[str, ...]] = {
         "importlib.metadata._collections", "importlib.metadata._functools", "importlib.metadata._itertools",
         "email.message", "email.policy", "csv", "zipfile", "zipfile._path", "pathlib",
     ),
+    # zoneinfo.ZoneInfo(key) reads the tzdata package's files (a guest has
+    # no system time zone database)
+    "zoneinfo": (
+        "importlib.resources", "importlib.resources._common", "importlib.resources._adapters",
+        "importlib.resources.abc", "importlib.resources.readers", "importlib.resources._itertools",
+        "importlib.resources._functional", "importlib.readers", "zoneinfo._common", "zoneinfo._tzpath",
+        "zoneinfo._zoneinfo", "bisect",
+    ),
     # third-party packages
     "flask": ("flask.debughelpers", "flask.json.provider", "flask.json.tag", "flask.sessions"),
     "werkzeug": (
@@ -102,6 +110,17 @@ LAZY_SUBMODULES: dict[str, tuple[str, ...]] = {
     "markupsafe": ("markupsafe._native",),
     "itsdangerous": ("itsdangerous.url_safe", "itsdangerous.timed"),
     "pydantic": ("pydantic.json_schema", "pydantic.deprecated.decorator"),
+    # Django imports these on the first query, response or error
+    "django": (
+        "django.db.models.sql.compiler", "django.db.backends.sqlite3.base", "django.db.backends.sqlite3.schema",
+        "django.views.debug", "django.views.defaults", "django.views.csrf", "django.template.defaulttags",
+        "django.template.defaultfilters", "django.template.loader_tags", "django.templatetags.static",
+        "django.core.handlers.exception", "django.http.multipartparser", "django.utils.dateformat",
+        "django.utils.timesince", "django.contrib.messages.storage.fallback", "django.contrib.messages.storage.cookie",
+        "django.contrib.messages.storage.session", "django.contrib.sessions.backends.db",
+        "django.contrib.sessions.serializers", "django.core.signing", "django.core.serializers.json",
+        "wasmhost.django.base", "code", "codeop",  # `manage.py shell` (`wasmhost run`)
+    ),
 }
 """Modules imported lazily by a package (stdlib or third-party), imported
 at build time only when that package itself was imported by the app."""
@@ -219,6 +238,8 @@ def warm(target: Any = None) -> None:
     _try(_warm_stdlib)
     if target is not None and hasattr(target, "jinja_env"):
         _try(lambda: _warm_flask(target))
+    if "django" in sys.modules:
+        _try(_warm_django)
 
 
 def _try(func: Any) -> None:
@@ -277,6 +298,76 @@ def _warm_flask(app: Any) -> None:
     for name in env.list_templates():
         if name.endswith((".html", ".htm", ".xml", ".txt", ".j2", ".jinja", ".jinja2", ".svg")):
             _try(lambda name=name: env.get_template(name))
+
+
+MAX_WARM_TEMPLATES = 500
+"""Most templates a Django project gets compiled at build time."""
+
+
+def _warm_django() -> None:
+    """For a Django project set up at import (``get_wsgi_application()``):
+    load its database backends, URL patterns (urls and views modules), the
+    default time zone, the default language's translations and its own
+    templates (each compiled once, which imports its tag libraries), so
+    that a new instance does not do it on its first request."""
+    from django.apps import apps  # noqa: PLC0415
+    from django.conf import settings  # noqa: PLC0415
+
+    if not settings.configured or not apps.ready:
+        return
+    from django.db import connections  # noqa: PLC0415
+
+    for alias in connections:
+        _try(lambda alias=alias: importlib.import_module(connections[alias].ops.compiler_module))
+    from django.urls import get_resolver  # noqa: PLC0415
+
+    _try(lambda: get_resolver()._populate())
+    if settings.USE_TZ:
+        from django.utils import timezone  # noqa: PLC0415
+
+        _try(timezone.get_default_timezone)  # cached: its zone file is read once, now
+    if settings.USE_I18N:
+        from django.utils import translation  # noqa: PLC0415
+
+        _try(lambda: translation.activate(settings.LANGUAGE_CODE))
+        _try(lambda: translation.gettext("wasmhost"))
+        _try(translation.deactivate)
+    _try(_warm_django_templates)
+
+
+def _warm_django_templates() -> None:
+    import os  # noqa: PLC0415
+
+    import django  # noqa: PLC0415
+    from django.template import engines  # noqa: PLC0415
+
+    bundled = os.path.dirname(django.__file__)
+    compiled = 0
+    for engine in engines.all():
+        for directory in _template_dirs(engine):
+            if directory.startswith(bundled) or not os.path.isdir(directory):
+                continue
+            for root, _dirs, files in os.walk(directory):
+                for name in files:
+                    if compiled >= MAX_WARM_TEMPLATES:
+                        return
+                    relative = os.path.relpath(os.path.join(root, name), directory).replace(os.sep, "/")
+                    _try(lambda relative=relative: engine.get_template(relative))
+                    compiled += 1
+
+
+def _template_dirs(engine: Any) -> list[str]:
+    """The directories a Django template engine's loaders look in."""
+    found: list[str] = []
+    inner = getattr(engine, "engine", None)
+    pending = list(getattr(inner, "template_loaders", []))
+    while pending:
+        loader = pending.pop(0)
+        pending += list(getattr(loader, "loaders", []))
+        get_dirs = getattr(loader, "get_dirs", None)
+        if get_dirs is not None and not hasattr(loader, "loaders"):
+            found += [str(directory) for directory in get_dirs()]
+    return found
 
 
 def after_restore() -> None:

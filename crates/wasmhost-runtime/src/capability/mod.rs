@@ -31,6 +31,7 @@ use exchange::RequestHead;
 use wasmhost_spec::AppSpec;
 
 pub mod config;
+pub mod crypto;
 pub mod exchange;
 pub mod keyvalue;
 pub mod outbound;
@@ -153,4 +154,6 @@ capabilities! {
     config: config::Config,
     /// `wasmhost:platform/sql`: the app's declared SQL databases.
     sql: sql::Sql,
+    /// `wasmhost:platform/crypto`: PBKDF2 for the guest's `hashlib`.
+    crypto: crypto::Crypto,
 }

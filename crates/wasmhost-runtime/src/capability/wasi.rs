@@ -1,6 +1,7 @@
 //! WASI 0.2 and `wasi:http` for guests: the environment variables and
 //! read-only directories the app's spec grants, clocks, random, stdout and
-//! stderr as log lines (see [`crate::guest_log`]), outbound TCP to what the
+//! stderr as log lines (see [`crate::guest_log`]; the terminal under
+//! `wasmhost run`), outbound TCP to what the
 //! app's `tcp://` entries list ([`sockets`]); `wasi:http`'s types and
 //! outgoing handler, whose requests go through [`super::outbound`].
 //!
@@ -32,6 +33,17 @@ pub struct WasiApp {
     env: GuestEnv,
     /// The output budget shared by the app's instances.
     output: Arc<OutputBudget>,
+    /// Whether instances use this process's stdin, stdout and stderr
+    /// (`wasmhost run`) instead of logging their output.
+    terminal: bool,
+}
+
+impl WasiApp {
+    /// Gives the app's instances this process's stdin, stdout and stderr
+    /// (`wasmhost run`) instead of turning their output into log lines.
+    pub fn use_terminal(&mut self) {
+        self.terminal = true;
+    }
 }
 
 /// One instance's WASI and `wasi:http` contexts.
@@ -56,15 +68,22 @@ impl Capability for Wasi {
             Some(previous) if previous.output.rate() == spec.limits.guest_log_rate => previous.output.clone(),
             _ => OutputBudget::new(Arc::from(spec.name.as_str()), spec.limits.guest_log_rate),
         };
-        Ok(WasiApp { app: Arc::from(spec.name.as_str()), env: spec.env.clone(), output })
+        Ok(WasiApp { app: Arc::from(spec.name.as_str()), env: spec.env.clone(), output, terminal: false })
     }
 
     fn instance(app: &WasiApp) -> Result<WasiInstance> {
         let request = RequestTag::default();
         let mut wasi = WasiCtx::builder();
-        wasi.stdout(GuestLog::new("stdout", request.clone(), app.output.clone()))
-            .stderr(GuestLog::new("stderr", request.clone(), app.output.clone()))
-            .envs(&app.env.vars);
+        if app.terminal {
+            wasi.inherit_stdio();
+        } else {
+            wasi.stdout(GuestLog::new("stdout", request.clone(), app.output.clone())).stderr(GuestLog::new(
+                "stderr",
+                request.clone(),
+                app.output.clone(),
+            ));
+        }
+        wasi.envs(&app.env.vars);
         for (host, guest) in &app.env.dirs {
             wasi.preopened_dir(host, guest, wasmtime_wasi::FsPerms::ReadOnly)
                 .map_err(anyhow::Error::from)
