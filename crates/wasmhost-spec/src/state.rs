@@ -117,7 +117,9 @@ pub struct DatabaseSpec {
     /// name is an error (`no-such-database`).
     pub names: Vec<String>,
     /// Where their files are: `<data dir>/<app name>/sql`, one
-    /// `<name>.sqlite3` per database.
+    /// `<name>.sqlite3` per database, and the app's file databases (see
+    /// [`DatabaseSpec::file_of_path`]) in `files/`. Empty when the app's
+    /// name cannot have a data directory.
     pub dir: PathBuf,
 }
 
@@ -136,7 +138,13 @@ impl DatabaseSpec {
             ensure!(!names.contains(name), "database `{name}` is declared twice");
             names.push(name.clone());
         }
-        let dir = if names.is_empty() { PathBuf::new() } else { app_data_dir(data_dir, app)?.join("sql") };
+        let dir = match app_data_dir(data_dir, app) {
+            Ok(dir) => dir.join("sql"),
+            // Without declared databases, an app whose name cannot be a
+            // directory just has no file databases.
+            Err(_) if names.is_empty() => PathBuf::new(),
+            Err(err) => return Err(err),
+        };
         Ok(Self { names, dir })
     }
 
@@ -144,7 +152,33 @@ impl DatabaseSpec {
     pub fn file(&self, name: &str) -> Option<PathBuf> {
         self.names.iter().any(|declared| declared == name).then(|| self.dir.join(format!("{name}.sqlite3")))
     }
+
+    /// The file that keeps the app's file database `path`: a SQLite file
+    /// the guest opens by its path relative to the app's directory (what
+    /// `sqlite3.connect("instance/app.sqlite")` names), 1 to
+    /// [`MAX_FILE_DATABASE_DEPTH`] components of 1 to 64 letters, digits,
+    /// `-`, `_` or `.` (none starting with `.`). It lives in the app's own
+    /// `files/` directory, its `/` written as `~`, so no path reaches
+    /// beyond it. The error says what is wrong with `path`.
+    pub fn file_of_path(&self, path: &str) -> Result<PathBuf, String> {
+        if self.dir.as_os_str().is_empty() {
+            return Err("this app has no data directory (its name cannot be a directory name)".to_owned());
+        }
+        let components: Vec<&str> = path.split('/').collect();
+        let valid = components.len() <= MAX_FILE_DATABASE_DEPTH
+            && components.iter().all(|part| check_name("path component", part).is_ok());
+        if !valid {
+            return Err(format!(
+                "{path:?} cannot be a database file: use a path in the app's directory of at most \
+                 {MAX_FILE_DATABASE_DEPTH} components, each 1 to 64 letters, digits, `-`, `_` or `.` (not starting with `.`)"
+            ));
+        }
+        Ok(self.dir.join("files").join(components.join("~")))
+    }
 }
+
+/// Most directory levels in a file database's path ([`DatabaseSpec::file_of_path`]).
+pub const MAX_FILE_DATABASE_DEPTH: usize = 4;
 
 /// The data directory of app `app` under `data_dir`. App names are one
 /// path component, so one app's directory is never inside another's.
@@ -232,6 +266,20 @@ mod tests {
         }
         assert!(DatabaseSpec::new(&["a".to_owned(), "a".to_owned()], Path::new("/d"), "shop").is_err());
         assert_eq!(DatabaseSpec::new(&[], Path::new("/d"), ".x").unwrap(), DatabaseSpec::default());
+    }
+
+    #[test]
+    fn file_databases_stay_in_the_apps_files_directory() {
+        let spec = DatabaseSpec::new(&[], Path::new("/srv/data"), "blog").unwrap();
+        assert_eq!(spec.file_of_path("db.sqlite3"), Ok(PathBuf::from("/srv/data/blog/sql/files/db.sqlite3")));
+        assert_eq!(
+            spec.file_of_path("instance/flaskr.sqlite"),
+            Ok(PathBuf::from("/srv/data/blog/sql/files/instance~flaskr.sqlite"))
+        );
+        for bad in ["", "/abs", "../up", "a/../b", "a//b", ".hidden", "a/.git/x", "a~b", "a/b/c/d/e", "a b"] {
+            assert!(spec.file_of_path(bad).is_err(), "{bad}");
+        }
+        assert!(DatabaseSpec::new(&[], Path::new("/d"), ".x").unwrap().file_of_path("db.sqlite3").is_err());
     }
 
     #[test]

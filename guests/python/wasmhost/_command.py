@@ -21,6 +21,7 @@ stderr), 0 otherwise.
 from __future__ import annotations
 
 import os
+import pkgutil  # noqa: F401 - runpy.run_path imports it lazily (`wasmhost run SCRIPT`)
 import runpy
 import sys
 import traceback

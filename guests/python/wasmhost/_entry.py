@@ -29,7 +29,7 @@ import sys
 import traceback
 from typing import Any
 
-from . import _command, _hashlib, _http, _preimport, _wsgi
+from . import _command, _hashlib, _http, _preimport, _sqlite3_on_host, _wsgi
 from ._app import App, log_exception
 from ._request import Request
 from ._response import Response
@@ -89,8 +89,14 @@ class _Loader:
                     if directory in sys.path:
                         sys.path.remove(directory)
                     sys.path.insert(0, directory)
+            _sqlite3_on_host.install(DEV_APP_DIR if self.lazy else self.app_dir())
+            _register_sqlalchemy()
             module = importlib.import_module(spec.module)
             self.target = resolve(module, spec, interface or "auto")
+            if "django" in sys.modules:
+                from .django import adopt_sqlite3_databases  # noqa: PLC0415
+
+                adopt_sqlite3_databases()
         return self.target
 
     def app_dir(self) -> str | None:
@@ -138,6 +144,17 @@ def load(target: str, interface: str = "auto", lazy: bool = False) -> tuple[type
         manifest_cls = getattr(resolved.obj, "Manifest", None) or _EmptyManifest
         return handler_cls, manifest_cls, _command.command_class(loader.app_dir())
     return _make_handler(loader), _make_manifest(loader), _command.command_class(loader.app_dir())
+
+
+def _register_sqlalchemy() -> None:
+    """Registers the ``wasmhost://`` SQLAlchemy dialect if SQLAlchemy is
+    installed (before the app creates its engine)."""
+    import importlib.util  # noqa: PLC0415
+
+    if importlib.util.find_spec("sqlalchemy") is not None:
+        from . import sqlalchemy  # noqa: PLC0415
+
+        sqlalchemy.register()
 
 
 def load_dev() -> tuple[type, type, type]:

@@ -110,6 +110,14 @@ LAZY_SUBMODULES: dict[str, tuple[str, ...]] = {
     "markupsafe": ("markupsafe._native",),
     "itsdangerous": ("itsdangerous.url_safe", "itsdangerous.timed"),
     "pydantic": ("pydantic.json_schema", "pydantic.deprecated.decorator"),
+    "sqlite3": ("sqlite3.dbapi2", "sqlite3.dump"),
+    # SQLAlchemy imports its dialects and some ORM strategies on first use
+    "sqlalchemy": (
+        "sqlalchemy.dialects.sqlite", "sqlalchemy.dialects.sqlite.base", "sqlalchemy.dialects.sqlite.pysqlite",
+        "sqlalchemy.dialects.sqlite.dml", "sqlalchemy.dialects.sqlite.json", "sqlalchemy.orm.dynamic",
+        "sqlalchemy.orm.writeonly", "sqlalchemy.orm.evaluator", "sqlalchemy.orm.loading", "sqlalchemy.orm.strategies",
+        "sqlalchemy.engine.characteristics", "sqlalchemy.sql.lambdas", "wasmhost.sqlalchemy",
+    ),
     # Django imports these on the first query, response or error
     "django": (
         "django.db.models.sql.compiler", "django.db.backends.sqlite3.base", "django.db.backends.sqlite3.schema",

@@ -211,9 +211,10 @@ def _first_words(statement: str) -> str:
 class Connection:
     """A connection to one declared database (see `connect`)."""
 
-    def __init__(self, database: str, autocommit: bool = False) -> None:
+    def __init__(self, database: str, autocommit: bool = False, *, file: bool = False) -> None:
         self.database = database
         self.autocommit = autocommit
+        self._file = file
         self._handle: Any = None
         self._closed = False
 
@@ -231,7 +232,8 @@ class Connection:
             )
         if self._handle is None:
             try:
-                self._handle = _sql.Connection.open(self.database)
+                opener = _sql.Connection.open_file if self._file else _sql.Connection.open
+                self._handle = opener(self.database)
             except _Err as err:
                 raise _error(err.value, self.database) from None
         return self._handle
@@ -324,6 +326,7 @@ class Cursor:
         self.description: tuple[tuple[Any, ...], ...] | None = None
         self.rowcount = -1
         self.lastrowid: int | None = None
+        self._column_types: list[str] = []
         self._rows: list[tuple[Any, ...]] = []
         self._next = 0
         self._closed = False
@@ -342,6 +345,7 @@ class Cursor:
         outcome = self.connection._call(lambda handle: handle.execute(statement, values))
         if outcome.columns:
             self.description = tuple((name, None, None, None, None, None, None) for name in outcome.columns)
+            self._column_types = outcome.column_types
             self._rows = [tuple(value.value if hasattr(value, "value") else None for value in row) for row in outcome.rows]
         else:
             self.rowcount = outcome.rows_affected

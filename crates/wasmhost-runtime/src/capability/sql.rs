@@ -4,6 +4,12 @@
 //! and shared by all its instances. The SDK's `wasmhost.db` (DB-API 2.0) is
 //! built on it.
 //!
+//! Besides the declared databases, an app has file databases: the SQLite
+//! files it names by a path in its directory (`open-file`, what the SDK's
+//! `sqlite3` gives a `sqlite3.connect(path)` there), kept the same way in
+//! `<data dir>/<app>/sql/files/`, created on first use, at most
+//! [`MAX_FILE_DATABASES`].
+//!
 //! Each guest connection is a host SQLite connection to the file (WAL mode,
 //! `synchronous = NORMAL`), so instances run concurrently the way separate
 //! processes would: readers never block, writers take turns, and a writer
@@ -71,6 +77,9 @@ pub const MAX_RESULT_SIZE: usize = 64 << 20;
 
 /// Most connections one instance holds open at once.
 const MAX_CONNECTIONS: usize = 16;
+
+/// Most file databases (`open-file`) one app may create.
+pub const MAX_FILE_DATABASES: usize = 16;
 
 /// Pragmas a guest may run with an argument or a value: the schema
 /// inspection and per-connection settings ORMs use. Any other pragma may
@@ -239,12 +248,45 @@ impl SqlApp {
         let Some(path) = self.spec.file(name) else {
             return Err(error(ErrorKind::NoSuchDatabase, format!("the app declares no database {name:?}")));
         };
-        open(&path, self.max_size).map_err(|err| {
-            tracing::warn!(app = %self.app, database = name, "cannot open the SQL database: {err}");
+        self.open(&path, name)
+    }
+
+    /// A new connection to the app's file database `path` (created if
+    /// there are fewer than [`MAX_FILE_DATABASES`]).
+    fn connect_file(&self, path: &str) -> Result<Connection, Error> {
+        let file = self.spec.file_of_path(path).map_err(|message| error(ErrorKind::Refused, message))?;
+        if !file.exists() {
+            let dir = file.parent().unwrap_or(&file);
+            super::keyvalue::embedded::create_private_dir(dir)
+                .map_err(|err| error(ErrorKind::Other, format!("cannot create {path:?}: {err:#}")))?;
+            let existing = std::fs::read_dir(dir)
+                .map_err(|err| error(ErrorKind::Other, format!("cannot create {path:?}: {err}")))?
+                .filter_map(|entry| entry.ok())
+                .filter(|entry| {
+                    let name = entry.file_name();
+                    !SIDE_FILES.iter().any(|side| name.to_string_lossy().ends_with(side))
+                })
+                .count();
+            if existing >= MAX_FILE_DATABASES {
+                return Err(error(
+                    ErrorKind::Limit,
+                    format!("limit: the app has {MAX_FILE_DATABASES} database files already; cannot create {path:?}"),
+                ));
+            }
+        }
+        self.open(&file, path)
+    }
+
+    fn open(&self, file: &PathBuf, database: &str) -> Result<Connection, Error> {
+        open(file, self.max_size).map_err(|err| {
+            tracing::warn!(app = %self.app, database, "cannot open the SQL database: {err}");
             Error::from(err)
         })
     }
 }
+
+/// What SQLite keeps beside a database file (not databases themselves).
+const SIDE_FILES: [&str; 3] = ["-wal", "-shm", "-journal"];
 
 /// Opens `path` (creating it) for a guest: WAL, the host's busy timeout,
 /// at most `max_size` bytes, no attached databases, defensive mode, and
@@ -287,6 +329,7 @@ fn execute(connection: &Connection, statement: &str, params: &[Value]) -> Result
     let mut prepared = connection.prepare_cached(statement)?;
     bind(&mut prepared, params)?;
     let columns: Vec<String> = prepared.column_names().map(str::to_owned).collect();
+    let column_types = prepared.columns().map(|column| column.decl_type().unwrap_or_default().to_owned()).collect();
     let readonly = prepared.readonly();
     let mut rows = Vec::new();
     if columns.is_empty() {
@@ -315,6 +358,7 @@ fn execute(connection: &Connection, statement: &str, params: &[Value]) -> Result
     }
     Ok(Outcome {
         columns,
+        column_types,
         rows,
         rows_affected: if readonly { 0 } else { connection.changes() },
         last_insert_id: connection.last_insert_rowid(),
@@ -425,12 +469,14 @@ impl SqlView<'_> {
         METRICS.sql_duration.with_label_values(&[&*app, operation]).observe(started.elapsed().as_secs_f64());
         Ok(outcome)
     }
-}
 
-impl sql::Host for SqlView<'_> {}
-
-impl sql::HostConnection for SqlView<'_> {
-    async fn open(&mut self, name: String) -> wasmtime::Result<Result<Resource<SqlConnection>, Error>> {
+    /// Opens a connection with `connect` (on tokio's blocking pool) and
+    /// gives it to the guest; `database` names it in metrics and errors.
+    async fn open_with(
+        &mut self,
+        database: String,
+        connect: impl FnOnce(&SqlApp, &str) -> Result<Connection, Error> + Send + 'static,
+    ) -> wasmtime::Result<Result<Resource<SqlConnection>, Error>> {
         if self.state.open >= MAX_CONNECTIONS {
             return Ok(Err(error(
                 ErrorKind::Limit,
@@ -438,18 +484,30 @@ impl sql::HostConnection for SqlView<'_> {
             )));
         }
         let app = self.state.app.clone();
-        let database = name.clone();
-        let connection = match tokio::task::spawn_blocking(move || app.connect(&database)).await? {
+        let name = database.clone();
+        let connection = match tokio::task::spawn_blocking(move || connect(&app, &name)).await? {
             Ok(connection) => connection,
             Err(err) => return Ok(Err(err)),
         };
         let id = self.state.next_id;
         self.state.next_id += 1;
-        let resource = self.table.push(SqlConnection { id, database: Arc::from(name.as_str()) })?;
+        let resource = self.table.push(SqlConnection { id, database: Arc::from(database.as_str()) })?;
         self.state.connections.insert(id, connection);
         self.state.open += 1;
         METRICS.sql_connections.with_label_values(&[&*self.state.app.app]).inc();
         Ok(Ok(resource))
+    }
+}
+
+impl sql::Host for SqlView<'_> {}
+
+impl sql::HostConnection for SqlView<'_> {
+    async fn open(&mut self, name: String) -> wasmtime::Result<Result<Resource<SqlConnection>, Error>> {
+        self.open_with(name, |app, name| app.connect(name)).await
+    }
+
+    async fn open_file(&mut self, path: String) -> wasmtime::Result<Result<Resource<SqlConnection>, Error>> {
+        self.open_with(path, |app, path| app.connect_file(path)).await
     }
 
     async fn execute(
@@ -541,7 +599,29 @@ mod tests {
             [[params[0].clone(), params[1].clone(), params[2].clone(), params[3].clone(), Value::Null]]
         );
         assert_eq!(selected.rows_affected, 0);
+        run(&db, "CREATE TABLE d (at TIMESTAMP, n integer)").unwrap();
+        let typed = run(&db, "SELECT at, n, n + 1 FROM d").unwrap();
+        assert_eq!(typed.column_types, ["TIMESTAMP", "integer", ""]);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn file_databases_are_created_in_the_apps_directory_up_to_the_limit() {
+        let data = std::env::temp_dir().join(format!("wasmhost-sql-files-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data);
+        let app =
+            SqlApp { app: Arc::from("blog"), spec: DatabaseSpec::new(&[], &data, "blog").unwrap(), max_size: 1 << 20 };
+        let db = app.connect_file("instance/blog.sqlite").unwrap();
+        run(&db, "CREATE TABLE t (x)").unwrap();
+        assert!(data.join("blog/sql/files/instance~blog.sqlite").is_file());
+        assert_eq!(app.connect_file("../other.sqlite").unwrap_err().kind, ErrorKind::Refused);
+        for n in 1..MAX_FILE_DATABASES {
+            app.connect_file(&format!("db{n}.sqlite3")).unwrap();
+        }
+        let over = app.connect_file("one-more.sqlite3").unwrap_err();
+        assert_eq!(over.kind, ErrorKind::Limit, "{}", over.message);
+        app.connect_file("instance/blog.sqlite").unwrap();
+        std::fs::remove_dir_all(data).unwrap();
     }
 
     #[test]
