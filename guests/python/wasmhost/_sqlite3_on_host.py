@@ -36,7 +36,7 @@ converters, adapters and ``__conform__``, ``isolation_level`` and
 * ``backup``, ``iterdump``, ``blobopen``, ``load_extension``,
   ``serialize`` and ``deserialize`` raise `sqlite3.NotSupportedError`;
   ``ATTACH`` and pragmas that change how the file is kept are refused
-  (`sqlite3.OperationalError`), as for every host database.
+  (`sqlite3.ProgrammingError`), as for every host database.
 * The objects are not instances of `sqlite3.Connection`/`sqlite3.Cursor`
   (a ``factory`` argument other than those is refused).
 """
