@@ -601,7 +601,7 @@ mod tests {
         assert_eq!(selected.rows_affected, 0);
         run(&db, "CREATE TABLE d (at TIMESTAMP, n integer)").unwrap();
         let typed = run(&db, "SELECT at, n, n + 1 FROM d").unwrap();
-        assert_eq!(typed.column_types, ["TIMESTAMP", "integer", ""]);
+        assert_eq!(typed.column_types, ["TIMESTAMP", "INTEGER", ""]);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
