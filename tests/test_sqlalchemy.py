@@ -52,6 +52,9 @@ def test_orm_and_core_on_the_declared_database_shared_and_persistent(wasmhost_bi
         assert status == 200 and [note["text"] for note in listed] == ["first", "second", "third"]
         assert call(server, "GET", "/authors/ann") == (200, {"name": "ann", "notes": ["first", "third"]})
         assert call(server, "GET", "/stats") == (200, {"notes": 3, "by_author": {"ann": 2, "bob": 1}})
+        assert call(server, "GET", "/search?pattern=%5E(f%7Ct)") == (200, ["first", "third"])
+        status, answer = call(server, "GET", "/search?pattern=(unclosed")
+        assert status == 400 and answer["error"].startswith("bad pattern"), answer
     with sqlite3.connect(tmp_path / "app" / "sql" / "default.sqlite3") as native:
         assert native.execute("SELECT count(*) FROM note").fetchone() == (3,)
     with notes_server(wasmhost_bin, tmp_path, "--max-instances", "4", "--min-instances", "4") as server:

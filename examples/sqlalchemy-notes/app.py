@@ -14,7 +14,7 @@ from datetime import datetime
 
 from flask import Flask, abort, jsonify, request
 from sqlalchemy import DateTime, ForeignKey, String, create_engine, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 engine = create_engine(os.environ.get("DATABASE_URL", "wasmhost:///default"))
@@ -90,6 +90,19 @@ def list_notes():
     with Session(engine) as session:
         notes = session.scalars(select(Note).order_by(Note.id)).all()
         return jsonify([note_json(note) for note in notes])
+
+
+@app.get("/search")
+def search():
+    # ?pattern=REGEX: notes whose text matches (Python's re syntax, run by
+    # the host's SQLite as REGEXP).
+    pattern = request.args.get("pattern", "")
+    try:
+        with Session(engine) as session:
+            notes = session.scalars(select(Note).where(Note.text.regexp_match(pattern)).order_by(Note.id)).all()
+            return jsonify([note.text for note in notes])
+    except OperationalError as err:
+        return jsonify(error=f"bad pattern: {err.orig}"), 400
 
 
 @app.get("/authors/<name>")

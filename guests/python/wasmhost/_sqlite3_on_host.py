@@ -30,7 +30,9 @@ converters, adapters and ``__conform__``, ``isolation_level`` and
   ends.
 * Python functions, aggregates and collations (``create_function`` and
   the like) are accepted but never called: the host's SQLite cannot call
-  into the guest, so SQL that uses them fails with "no such function".
+  into the guest, so SQL that uses them fails with "no such function"
+  unless the host has one of that name (``REGEXP``, ``MD5``, ``SHA1``...,
+  SQLite's math functions: see README.md "State").
   ``set_authorizer``, ``set_progress_handler`` and ``set_trace_callback``
   are accepted and do nothing.
 * ``backup``, ``iterdump``, ``blobopen``, ``load_extension``,

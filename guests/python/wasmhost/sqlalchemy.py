@@ -18,8 +18,9 @@ installed, before the app is imported, so nothing needs importing or
 registering by hand. Isolation levels: ``SERIALIZABLE`` (the default) and
 ``AUTOCOMMIT``; a transaction holds the database's write lock from its
 start (see `wasmhost.db`). SQLAlchemy's Python ``regexp`` and ``floor``
-functions are not available to SQL (the host's SQLite cannot call into the
-guest).
+functions are never called (the host's SQLite cannot call into the guest):
+``regexp_match`` and ``func.floor`` run on the host's ``REGEXP`` and
+SQLite's math functions.
 """
 
 from __future__ import annotations

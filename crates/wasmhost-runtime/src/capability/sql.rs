@@ -47,6 +47,8 @@ use crate::metrics::METRICS;
 use crate::store::StoreData;
 use wasmhost_spec::{AppSpec, DatabaseSpec};
 
+mod functions;
+
 mod bindings {
     wasmtime::component::bindgen!({
         path: "../../wit",
@@ -304,6 +306,7 @@ fn open(path: &PathBuf, max_size: u64) -> rusqlite::Result<Connection> {
     connection.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)?;
     connection.set_prepared_statement_cache_capacity(64);
     connection.authorizer(Some(authorize))?;
+    functions::register(&connection)?;
     Ok(connection)
 }
 

@@ -14,12 +14,12 @@ What differs from `django.db.backends.sqlite3`:
   is locked" at commit.
 * Django's SQLite backend registers Python functions on its connection
   (``django_date_extract``, ``django_date_trunc``, ``REGEXP``, ``MD5``,
-  ``SHA1``...). The host's SQLite cannot call into the guest, so queries
-  that need them (``__year``/``__month`` lookups, ``Trunc*``/``Extract*``,
-  ``dates()``/``datetimes()``, ``__regex``, ``MD5()``/``SHA*()``) raise
-  `django.db.OperationalError` ("no such function"). Everything else of the
-  ORM works: models, relations, aggregates, ``atomic`` blocks and
-  savepoints, migrations.
+  ``SHA1``...). The host's SQLite cannot call into the guest; it has its
+  own functions of the same names and results, so ``__month`` lookups,
+  ``Trunc*``/``Extract*``, ``dates()``/``datetimes()``, ``__regex`` and
+  ``MD5()`` work. Not there: ``django_format_dtdelta`` (``DurationField``
+  arithmetic), ``RAND`` and the ``STDDEV_*``/``VAR_*`` aggregates, which
+  raise `django.db.OperationalError` ("no such function").
 * The SQLite version is the host's (``get_database_version``).
 """
 

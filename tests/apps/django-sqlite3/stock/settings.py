@@ -18,6 +18,7 @@ DATABASES = {
         "NAME": BASE_DIR / "db.sqlite3",
     }
 }
-TIME_ZONE = "UTC"
+# Not UTC, so that date lookups go through time zone conversion.
+TIME_ZONE = "Europe/Paris"
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
