@@ -185,14 +185,16 @@ def test_a_stock_django_project_on_djangos_sqlite3_backend_gets_the_host_databas
         assert status == 200, body
         assert json.loads(body) == {"groups": ["admins", "editors", "readers"], "vendor": "sqlite",
                                     "backend": "wasmhost.django.base"}
-        # Date lookups, regex and MD5 are SQL functions Django's backend
-        # registers; the host's SQLite has them. Expected: what native Django
-        # 5.2 answers for the same project (Europe/Paris, DST day).
+        # Date lookups, regex, MD5, duration arithmetic and StdDev/Variance
+        # are SQL functions Django's backend registers; the host's SQLite has
+        # them. Expected: what native Django 5.2 answers for the same project
+        # (Europe/Paris, DST day).
         status, _, body = server.request("GET", "/calendar")
         assert status == 200, body
         assert json.loads(body) == {"april": 1, "week_day": 2, "day": "2024-04-01T00:00:00+02:00",
                                     "months": ["2024-04-01"], "regex": ["admins", "editors"],
-                                    "md5": hashlib.md5(b"ada").hexdigest()}
+                                    "md5": hashlib.md5(b"ada").hexdigest(),
+                                    "later": "2024-04-01T00:30:00.000005+00:00", "spread": [0.816497, 1.0]}
     with sqlite3.connect(tmp_path / "stock.wsgi" / "sql" / "files" / "db.sqlite3") as native:
         assert native.execute("SELECT count(*) FROM auth_group").fetchone() == (3,)
     assert not (STOCK_DJANGO / "db.sqlite3").exists()

@@ -15,11 +15,11 @@ What differs from `django.db.backends.sqlite3`:
 * Django's SQLite backend registers Python functions on its connection
   (``django_date_extract``, ``django_date_trunc``, ``REGEXP``, ``MD5``,
   ``SHA1``...). The host's SQLite cannot call into the guest; it has its
-  own functions of the same names and results, so ``__month`` lookups,
-  ``Trunc*``/``Extract*``, ``dates()``/``datetimes()``, ``__regex`` and
-  ``MD5()`` work. Not there: ``django_format_dtdelta`` (``DurationField``
-  arithmetic), ``RAND`` and the ``STDDEV_*``/``VAR_*`` aggregates, which
-  raise `django.db.OperationalError` ("no such function").
+  own functions of the same names and results (every one Django 5.2
+  registers), so ``__month`` lookups, ``Trunc*``/``Extract*``,
+  ``dates()``/``datetimes()``, ``__regex``, ``MD5()``, ``DurationField``
+  arithmetic, ``Random()`` and ``StdDev``/``Variance`` work (the last two
+  skip NULLs and answer NULL for too few rows, as on PostgreSQL).
 * The SQLite version is the host's (``get_database_version``).
 """
 
