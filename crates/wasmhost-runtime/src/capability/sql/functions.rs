@@ -86,7 +86,7 @@ pub fn register(connection: &Connection) -> Result<()> {
         let pattern: Arc<fancy_regex::Regex> =
             ctx.get_or_create_aux(0, |pattern| fancy_regex::Regex::new(pattern.as_str()?).map_err(user_error))?;
         let subject = value_text(ctx.get_raw(1));
-        pattern.is_match(&subject).map(Some).map_err(|err| Error::UserFunctionError(err.into()))
+        pattern.is_match(&subject).map(Some).map_err(user_error)
     })?;
     let digests: [(&str, Digester); 6] = [
         ("MD5", |data| md5::Md5::digest(data).to_vec()),
@@ -117,14 +117,8 @@ pub fn register(connection: &Connection) -> Result<()> {
     connection.create_scalar_function("SIGN", 1, pure, |ctx| {
         Ok(match ctx.get_raw(0) {
             ValueRef::Integer(n) => Some(n.signum()),
-            ValueRef::Real(x) if x.is_nan() => None,
-            ValueRef::Real(x) => Some(if x > 0.0 {
-                1
-            } else if x < 0.0 {
-                -1
-            } else {
-                0
-            }),
+            // -1, 0 or 1; NULL for NaN.
+            ValueRef::Real(x) => x.partial_cmp(&0.0).map(|order| order as i64),
             _ => None,
         })
     })?;
@@ -226,36 +220,21 @@ fn format_dtdelta(ctx: &Context<'_>) -> Result<Option<rusqlite::types::Value>> {
             out.map(|text| Some(Value::Text(text))).ok_or_else(|| user_error("date value out of range"))
         }
         operator @ ("*" | "/") => {
-            let number = |value: ValueRef<'_>| match value {
-                ValueRef::Integer(n) => Ok(Value::Integer(n)),
-                ValueRef::Real(x) => Ok(Value::Real(x)),
+            let real = |value: ValueRef<'_>| match value {
+                ValueRef::Integer(n) => Ok(n as f64),
+                ValueRef::Real(x) => Ok(x),
                 _ => Err(mismatched()),
             };
-            Ok(Some(match (number(lhs)?, number(rhs)?, operator) {
-                (Value::Integer(a), Value::Integer(b), "*") => {
-                    a.checked_mul(b).map(Value::Integer).ok_or_else(|| user_error("integer overflow"))?
-                }
-                (a, b, _) => {
-                    let (a, b) = (as_real(&a), as_real(&b));
-                    if operator == "*" {
-                        Value::Real(a * b)
-                    } else if b == 0.0 {
-                        return Err(user_error("division by zero"));
-                    } else {
-                        Value::Real(a / b)
-                    }
-                }
-            }))
+            if let ("*", ValueRef::Integer(a), ValueRef::Integer(b)) = (operator, lhs, rhs) {
+                return a.checked_mul(b).map(|n| Some(Value::Integer(n))).ok_or_else(|| user_error("integer overflow"));
+            }
+            let (a, b) = (real(lhs)?, real(rhs)?);
+            if operator == "/" && b == 0.0 {
+                return Err(user_error("division by zero"));
+            }
+            Ok(Some(Value::Real(if operator == "*" { a * b } else { a / b })))
         }
         _ => Err(mismatched()),
-    }
-}
-
-fn as_real(value: &rusqlite::types::Value) -> f64 {
-    match value {
-        rusqlite::types::Value::Integer(n) => *n as f64,
-        rusqlite::types::Value::Real(x) => *x,
-        _ => f64::NAN,
     }
 }
 
